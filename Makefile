@@ -1,0 +1,46 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+# Both create .venv on first use and reinstall only when pyproject.toml changes.
+
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint format install install-dev worker simulator clean
+
+run: install ## Embedded default: migrate, seed the demo, serve on http://$(HOST):$(PORT)
+	$(BIN)/python manage.py migrate --no-input -v 0
+	$(BIN)/python manage.py seed_demo
+	$(BIN)/uvicorn portal.asgi:application --host $(HOST) --port $(PORT) --lifespan off
+
+test: install-dev ## The whole suite against real PostgreSQL, Redis, Kafka (Tansu) and Chromium
+	scripts/test.sh $(ARGS)
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install-dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+worker: install ## A Celery worker for both queues (needs REDIS_URL)
+	$(BIN)/celery -A portal worker -Q inference,default -P threads -c 50 -l info
+
+install: $(VENV)/.installed-run
+install-dev: $(VENV)/.installed-dev
+
+$(BIN)/python:
+	"$$(scripts/find-python)" -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(VENV)/.installed-run $@
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

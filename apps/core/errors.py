@@ -1,0 +1,27 @@
+"""Errors that services raise for the caller to show; each carries its HTTP status.
+
+Views turn them into a form error or a flash message, the API into its error
+schema. Anything else escaping a service is a bug, not bad input.
+"""
+
+
+class ServiceError(Exception):
+    status = 400
+    code = "invalid"
+
+    def __init__(self, message: str, *, code: str | None = None, param: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code:
+            self.code = code
+
+
+class NotFound(ServiceError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ServiceError):
+    status = 409
+    code = "conflict"

@@ -1,0 +1,52 @@
+"""Request id middleware: every log line of one request carries the same id.
+
+An incoming ``X-Request-ID`` from a trusted proxy is kept when it looks sane,
+so the id follows a request across services; otherwise a new one is made.
+"""
+
+import re
+import uuid
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+
+from apps.core.request_context import request_id_var
+
+_VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+HEADER = "X-Request-ID"
+
+
+def _incoming_or_new(request) -> str:
+    incoming = request.headers.get(HEADER, "")
+    return incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+
+
+class RequestIdMiddleware:
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        if iscoroutinefunction(self.get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        request.request_id = _incoming_or_new(request)
+        token = request_id_var.set(request.request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response[HEADER] = request.request_id
+        return response
+
+    async def __acall__(self, request):
+        request.request_id = _incoming_or_new(request)
+        token = request_id_var.set(request.request_id)
+        try:
+            response = await self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response[HEADER] = request.request_id
+        return response

@@ -1,0 +1,26 @@
+"""Dashboard sections that are planned but not built yet, and what each will do.
+
+The navigation shows them so the shape of the product is visible; their pages
+say plainly that they are not there yet instead of showing made-up data.
+"""
+
+PLANNED_SECTIONS = {
+    "prompts": (
+        "Prompts",
+        "Versioned prompt templates with labels such as production and staging, diffs "
+        "between versions and per-version usage.",
+    ),
+    "keys": (
+        "API keys",
+        "Scoped team API keys for the REST API and the OpenAI-compatible gateway, with "
+        "expiry, rotation and revocation.",
+    ),
+    "usage": (
+        "Usage",
+        "Tokens, cost, latency and errors over time, budgets and rate limits per team and key.",
+    ),
+    "events": (
+        "Events",
+        "A live stream of everything that happens in the team, from Kafka to your browser.",
+    ),
+}

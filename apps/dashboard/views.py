@@ -1,0 +1,43 @@
+"""The dashboard shell: landing redirect, team home and not-yet-built sections."""
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import redirect, render
+
+from apps.assistants.selectors import assistants_for_team
+from apps.dashboard.sections import PLANNED_SECTIONS
+from apps.teams import selectors
+from apps.teams.decorators import SESSION_KEY, team_view
+from apps.teams.permissions import Action
+
+
+@login_required
+def home(request):
+    """Send the user to their current team, or to team creation when they have none."""
+    teams = selectors.teams_for_user(request.user)
+    remembered = request.session.get(SESSION_KEY)
+    team = teams.filter(slug=remembered).first() if remembered else None
+    team = team or teams.first()
+    if team is None:
+        return redirect("teams:create")
+    return redirect("dashboard:team_home", team_slug=team.slug)
+
+
+@team_view(Action.VIEW)
+def team_home(request, team):
+    context = {
+        "member_count": selectors.members(team).count(),
+        "assistants": assistants_for_team(team)[:5],
+        "assistant_count": assistants_for_team(team).count(),
+    }
+    return render(request, "dashboard/home.html", context)
+
+
+@team_view(Action.VIEW)
+def planned_section(request, team, section: str):
+    if section not in PLANNED_SECTIONS:
+        raise Http404("No such section.")
+    title, summary = PLANNED_SECTIONS[section]
+    return render(
+        request, "dashboard/planned.html", {"section": section, "title": title, "summary": summary}
+    )

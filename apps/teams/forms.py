@@ -1,0 +1,18 @@
+from django import forms
+
+from apps.teams.models import Role
+
+
+class TeamForm(forms.Form):
+    name = forms.CharField(max_length=100, label="Team name")
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField(
+        required=False, label="E-mail (optional)", help_text="Leave empty to just get a link."
+    )
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)

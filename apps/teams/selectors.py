@@ -1,0 +1,44 @@
+"""Reads for teams; no side effects."""
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from apps.teams.models import Invitation, Membership, Team
+
+
+def teams_for_user(user) -> QuerySet[Team]:
+    if not user.is_authenticated:
+        return Team.objects.none()
+    return Team.objects.filter(memberships__user=user).order_by("name")
+
+
+def team_for_member(user, slug: str) -> Team:
+    """The team with this slug if the user belongs to it. Others get 404, not 403,
+    so a team's existence is not revealed to outsiders."""
+    team = teams_for_user(user).filter(slug=slug).first()
+    if team is None:
+        raise Http404("No such team.")
+    return team
+
+
+def members(team: Team) -> QuerySet[Membership]:
+    return team.memberships.select_related("user").order_by("user__email")
+
+
+def membership_in_team(team: Team, membership_id: int) -> Membership:
+    membership = members(team).filter(pk=membership_id).first()
+    if membership is None:
+        raise Http404("No such member in this team.")
+    return membership
+
+
+def pending_invitations(team: Team) -> list[Invitation]:
+    candidates = team.invitations.filter(accepted_at__isnull=True, revoked_at__isnull=True)
+    return [i for i in candidates.select_related("invited_by") if i.status == "pending"]
+
+
+def invitation_in_team(team: Team, invitation_id: int) -> Invitation:
+    invitation = team.invitations.filter(pk=invitation_id).first()
+    if invitation is None:
+        raise Http404("No such invitation in this team.")
+    return invitation
