@@ -13,7 +13,9 @@ class SignupForm(forms.Form):
     email = forms.EmailField(label="E-mail", max_length=254)
     display_name = forms.CharField(label="Your name", max_length=150, required=False)
     password1 = forms.CharField(
-        label="Password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+        label="Password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
     password2 = forms.CharField(
         label="Password again",
@@ -35,7 +37,9 @@ class SignupForm(forms.Form):
         if password1 and password2 and password1 != password2:
             self.add_error("password2", "The two passwords differ.")
         elif password1:
-            candidate = User(email=cleaned.get("email") or "", display_name=cleaned.get("display_name") or "")
+            candidate = User(
+                email=cleaned.get("email") or "", display_name=cleaned.get("display_name") or ""
+            )
             try:
                 password_validation.validate_password(password1, candidate)
             except forms.ValidationError as error:

@@ -1,7 +1,8 @@
 """Sign up, sign in, sign out and password change pages."""
 
 from django.contrib import messages
-from django.contrib.auth import login, views as auth_views
+from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
@@ -36,7 +37,9 @@ def signup(request):
         messages.success(request, "Welcome! Your account is ready.")
         return redirect(_safe_next(request) or "dashboard:home")
     status = 400 if request.method == "POST" else 200
-    return render(request, "accounts/signup.html", {"form": form, "next": _safe_next(request)}, status=status)
+    return render(
+        request, "accounts/signup.html", {"form": form, "next": _safe_next(request)}, status=status
+    )
 
 
 class LoginView(auth_views.LoginView):

@@ -21,6 +21,10 @@ def assistant_create(
     if Assistant.objects.filter(team=team, slug=slug).exists():
         raise Conflict(f"This team already has an assistant called {slug!r}.", param="name")
     return Assistant.objects.create(
-        team=team, name=name, slug=slug, description=description, instructions=instructions,
+        team=team,
+        name=name,
+        slug=slug,
+        description=description,
+        instructions=instructions,
         created_by=actor,
     )

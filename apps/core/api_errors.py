@@ -84,6 +84,9 @@ def install(api: NinjaAPI) -> None:
     def unexpected(request, exc):
         logger.exception("unhandled API error")
         return error_response(
-            api, request, 500, "Something went wrong on our side; the request id is in the "
-            "X-Request-ID header.", code="internal_error",
+            api,
+            request,
+            500,
+            "Something went wrong on our side; the request id is in the X-Request-ID header.",
+            code="internal_error",
         )

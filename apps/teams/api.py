@@ -11,7 +11,9 @@ router = Router(tags=["teams"])
 
 
 def _team_out(team, user) -> TeamOut:
-    return TeamOut(slug=team.slug, name=team.name, role=role_in(user, team), created_at=team.created_at)
+    return TeamOut(
+        slug=team.slug, name=team.name, role=role_in(user, team), created_at=team.created_at
+    )
 
 
 @router.get("", response=list[TeamOut], operation_id="teams_list", summary="Teams you belong to")
@@ -40,7 +42,10 @@ def members_list(request: HttpRequest, team_slug: str):
     team = selectors.team_for_member(request.user, team_slug)
     return [
         MemberOut(
-            id=m.pk, email=m.user.email, display_name=m.user.display_name, role=m.role,
+            id=m.pk,
+            email=m.user.email,
+            display_name=m.user.display_name,
+            role=m.role,
             joined_at=m.created_at,
         )
         for m in selectors.members(team)

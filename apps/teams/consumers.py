@@ -27,7 +27,9 @@ class TeamNoticeConsumer(AsyncWebsocketConsumer):
     group: str | None = None
 
     async def connect(self):
-        team = await _visible_team(self.scope.get("user"), self.scope["url_route"]["kwargs"]["team_slug"])
+        team = await _visible_team(
+            self.scope.get("user"), self.scope["url_route"]["kwargs"]["team_slug"]
+        )
         if team is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return

@@ -57,7 +57,9 @@ class Invitation(models.Model):
     so the database never holds a usable token and the e-mail task needs only the id."""
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="invitations")
-    email = models.EmailField(blank=True, help_text="Optional: the link works for whoever opens it.")
+    email = models.EmailField(
+        blank=True, help_text="Optional: the link works for whoever opens it."
+    )
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
     invited_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"

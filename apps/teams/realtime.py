@@ -19,6 +19,8 @@ def team_notice_on_commit(*, team_id: int, text: str) -> None:
     def send() -> None:
         layer = get_channel_layer()
         if layer is not None:
-            async_to_sync(layer.group_send)(team_group(team_id), {"type": "team.notice", "text": text})
+            async_to_sync(layer.group_send)(
+                team_group(team_id), {"type": "team.notice", "text": text}
+            )
 
     transaction.on_commit(send)

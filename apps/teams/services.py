@@ -59,14 +59,18 @@ def _owner_count(team: Team) -> int:
 
 def _check_role(role: str) -> None:
     if role not in Role.values:
-        raise ServiceError(f"Unknown role {role!r}; use one of {', '.join(Role.values)}.", param="role")
+        raise ServiceError(
+            f"Unknown role {role!r}; use one of {', '.join(Role.values)}.", param="role"
+        )
 
 
 # --- Invitations -------------------------------------------------------------
 
 
 def invitation_token(invitation: Invitation) -> str:
-    return signing.dumps({"i": invitation.pk, "n": invitation.nonce}, salt=_INVITE_SALT, compress=True)
+    return signing.dumps(
+        {"i": invitation.pk, "n": invitation.nonce}, salt=_INVITE_SALT, compress=True
+    )
 
 
 def invitation_path(invitation: Invitation) -> str:
@@ -134,7 +138,9 @@ def invitation_accept(*, token: str, user) -> Membership:
     invitation.accepted_by = user
     invitation.save(update_fields=["accepted_at", "accepted_by"])
     forget_cached_roles(user)
-    realtime.team_notice_on_commit(team_id=team.pk, text=f"{user.label} joined as {membership.role}.")
+    realtime.team_notice_on_commit(
+        team_id=team.pk, text=f"{user.label} joined as {membership.role}."
+    )
     return membership
 
 
@@ -161,8 +167,9 @@ def membership_change_role(*, membership: Membership, actor, role: str) -> Membe
     if not may_assign(role_in(actor, team), current_role=membership.role, new_role=role):
         raise ServiceError("Only owners can grant or take the owner role.", code="forbidden_role")
     if membership.role == Role.OWNER and role != Role.OWNER and _owner_count(team) == 1:
-        raise Conflict("A team needs at least one owner; make someone else owner first.",
-                       code="last_owner")
+        raise Conflict(
+            "A team needs at least one owner; make someone else owner first.", code="last_owner"
+        )
     previous = membership.role
     membership.role = role
     membership.save(update_fields=["role"])

@@ -18,7 +18,9 @@ def send_invitation_email(invitation_id: int) -> None:
     """Mail the invitation link; a link that is no longer usable is not sent."""
     from apps.teams.services import invitation_url
 
-    invitation = Invitation.objects.select_related("team", "invited_by").filter(pk=invitation_id).first()
+    invitation = (
+        Invitation.objects.select_related("team", "invited_by").filter(pk=invitation_id).first()
+    )
     if invitation is None or not invitation.email or invitation.status != "pending":
         return
     context = {"invitation": invitation, "url": invitation_url(invitation)}

@@ -23,14 +23,18 @@ def team_create(request):
             form.add_error("name", error.message)
         else:
             messages.success(request, f"Team {team.name} created. You are its owner.")
-            return redirect("dashboard:home", team_slug=team.slug)
+            return redirect("dashboard:team_home", team_slug=team.slug)
     status = 400 if request.method == "POST" else 200
     return render(request, "teams/team_create.html", {"form": form}, status=status)
 
 
 @team_view(Action.VIEW)
 def team_settings(request, team):
-    invitations = selectors.pending_invitations(team) if can(request.user, team, Action.MANAGE_MEMBERS) else []
+    invitations = (
+        selectors.pending_invitations(team)
+        if can(request.user, team, Action.MANAGE_MEMBERS)
+        else []
+    )
     for invitation in invitations:
         invitation.url = request.build_absolute_uri(services.invitation_path(invitation))
     context = {
@@ -58,16 +62,23 @@ def _back_to_settings(request, team, action, success: str):
 def invitation_create(request, team):
     form = InvitationForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Check the invitation: " + " ".join(
-            f"{field}: {', '.join(errs)}" for field, errs in form.errors.items()))
+        messages.error(
+            request,
+            "Check the invitation: "
+            + " ".join(f"{field}: {', '.join(errs)}" for field, errs in form.errors.items()),
+        )
         return redirect("teams:settings", team_slug=team.slug)
     data = form.cleaned_data
 
     def create():
-        services.invitation_create(team=team, actor=request.user, role=data["role"], email=data["email"])
+        services.invitation_create(
+            team=team, actor=request.user, role=data["role"], email=data["email"]
+        )
 
     sent = f" and e-mailed to {data['email']}" if data["email"] else ""
-    return _back_to_settings(request, team, create, f"Invitation created{sent}. Copy its link below.")
+    return _back_to_settings(
+        request, team, create, f"Invitation created{sent}. Copy its link below."
+    )
 
 
 @require_POST
@@ -75,7 +86,9 @@ def invitation_create(request, team):
 def invitation_revoke(request, team, invitation_id: int):
     invitation = selectors.invitation_in_team(team, invitation_id)
     return _back_to_settings(
-        request, team, lambda: services.invitation_revoke(invitation=invitation, actor=request.user),
+        request,
+        team,
+        lambda: services.invitation_revoke(invitation=invitation, actor=request.user),
         "Invitation withdrawn.",
     )
 
@@ -90,8 +103,11 @@ def member_role(request, team, membership_id: int):
         return redirect("teams:settings", team_slug=team.slug)
     role = form.cleaned_data["role"]
     return _back_to_settings(
-        request, team,
-        lambda: services.membership_change_role(membership=membership, actor=request.user, role=role),
+        request,
+        team,
+        lambda: services.membership_change_role(
+            membership=membership, actor=request.user, role=role
+        ),
         f"{membership.user.label} is now {role}.",
     )
 
@@ -103,7 +119,9 @@ def member_remove(request, team, membership_id: int):
     if membership.user_id == request.user.pk:
         return _leave(request, team)
     return _back_to_settings(
-        request, team, lambda: services.membership_remove(membership=membership, actor=request.user),
+        request,
+        team,
+        lambda: services.membership_remove(membership=membership, actor=request.user),
         f"{membership.user.label} was removed.",
     )
 
@@ -130,7 +148,9 @@ def invitation_accept(request, token: str):
     try:
         invitation = services.invitation_for_token(token)
     except ServiceError as error:
-        return render(request, "teams/invitation.html", {"error": error.message}, status=error.status)
+        return render(
+            request, "teams/invitation.html", {"error": error.message}, status=error.status
+        )
     context = {"invitation": invitation, "token": token}
     if invitation.status != "pending":
         context["error"] = services._UNUSABLE[invitation.status]
@@ -144,5 +164,5 @@ def invitation_accept(request, token: str):
             context["error"] = error.message
             return render(request, "teams/invitation.html", context, status=error.status)
         messages.success(request, f"Welcome to {membership.team.name}.")
-        return redirect("dashboard:home", team_slug=membership.team.slug)
+        return redirect("dashboard:team_home", team_slug=membership.team.slug)
     return render(request, "teams/invitation.html", context)

@@ -26,7 +26,10 @@ class Command(BaseCommand):
         user = User.objects.filter(email__iexact=email).first()
         if user is None:
             user = User.objects.create_user(
-                email=email, password=password, display_name="Demo User", is_staff=True,
+                email=email,
+                password=password,
+                display_name="Demo User",
+                is_staff=True,
                 is_superuser=True,
             )
         team = Team.objects.filter(memberships__user=user, name=DEMO_TEAM).first()
@@ -35,7 +38,9 @@ class Command(BaseCommand):
         Membership.objects.filter(team=team, user=user).update(role=Role.OWNER)
         if not Assistant.objects.filter(team=team, slug="helpdesk").exists():
             assistant_create(
-                team=team, actor=user, name="Helpdesk",
+                team=team,
+                actor=user,
+                name="Helpdesk",
                 description="Answers questions about the portal.",
                 instructions="You are a concise, friendly helpdesk assistant for the AI portal.",
             )
