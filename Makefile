@@ -11,7 +11,7 @@ PORT ?= 8000
 run: install ## Embedded default: migrate, seed the demo, serve on http://$(HOST):$(PORT)
 	$(BIN)/python manage.py migrate --no-input -v 0
 	$(BIN)/python manage.py seed_demo
-	$(BIN)/uvicorn portal.asgi:application --host $(HOST) --port $(PORT) --lifespan off
+	$(BIN)/uvicorn portal.asgi:application --host $(HOST) --port $(PORT) --lifespan off --ws websockets-sansio
 
 test: install-dev ## The whole suite against real PostgreSQL, Redis, Kafka (Tansu) and Chromium
 	scripts/test.sh $(ARGS)

@@ -77,7 +77,7 @@ class AsgiLiveServer:
             port=self.port,
             lifespan="off",
             log_level="warning",
-            ws="websockets",
+            ws="websockets-sansio",
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -43,7 +43,7 @@ def check_kafka() -> str | None:
         bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
         client_id="portal-readyz",
         request_timeout_ms=TIMEOUT_SECONDS * 1000,
-        api_version_auto_timeout_ms=TIMEOUT_SECONDS * 1000,
+        bootstrap_timeout_ms=TIMEOUT_SECONDS * 1000,
     )
     try:
         admin.list_topics()

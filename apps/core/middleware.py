@@ -2,6 +2,9 @@
 
 An incoming ``X-Request-ID`` from a trusted proxy is kept when it looks sane,
 so the id follows a request across services; otherwise a new one is made.
+The id is deliberately not reset when the middleware returns: Django logs 4xx
+and 5xx responses after the middleware chain, and those lines need it too. The
+next request in the same thread or task overwrites it.
 """
 
 import re
@@ -33,20 +36,14 @@ class RequestIdMiddleware:
         if iscoroutinefunction(self):
             return self.__acall__(request)
         request.request_id = _incoming_or_new(request)
-        token = request_id_var.set(request.request_id)
-        try:
-            response = self.get_response(request)
-        finally:
-            request_id_var.reset(token)
+        request_id_var.set(request.request_id)
+        response = self.get_response(request)
         response[HEADER] = request.request_id
         return response
 
     async def __acall__(self, request):
         request.request_id = _incoming_or_new(request)
-        token = request_id_var.set(request.request_id)
-        try:
-            response = await self.get_response(request)
-        finally:
-            request_id_var.reset(token)
+        request_id_var.set(request.request_id)
+        response = await self.get_response(request)
         response[HEADER] = request.request_id
         return response

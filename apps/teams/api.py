@@ -1,7 +1,7 @@
 """Teams and members over the REST API (session auth; keys come with the API-key work)."""
 
 from django.http import HttpRequest
-from ninja import Router
+from ninja import Router, Status
 
 from apps.teams import selectors, services
 from apps.teams.permissions import role_in
@@ -24,7 +24,7 @@ def teams_list(request: HttpRequest):
 @router.post("", response={201: TeamOut}, operation_id="teams_create", summary="Create a team")
 def teams_create(request: HttpRequest, payload: TeamIn):
     team = services.team_create(name=payload.name, created_by=request.user)
-    return 201, _team_out(team, request.user)
+    return Status(201, _team_out(team, request.user))
 
 
 @router.get("/{team_slug}", response=TeamOut, operation_id="teams_get", summary="One team")

@@ -67,10 +67,13 @@ def _check_role(role: str) -> None:
 # --- Invitations -------------------------------------------------------------
 
 
+def _signer() -> signing.Signer:
+    return signing.Signer(salt=_INVITE_SALT)
+
+
 def invitation_token(invitation: Invitation) -> str:
-    return signing.dumps(
-        {"i": invitation.pk, "n": invitation.nonce}, salt=_INVITE_SALT, compress=True
-    )
+    """The same token every time for one invitation; expiry lives in the row, not the link."""
+    return _signer().sign_object({"i": invitation.pk, "n": invitation.nonce}, compress=True)
 
 
 def invitation_path(invitation: Invitation) -> str:
@@ -108,7 +111,7 @@ def invitation_create(*, team: Team, actor, role: str, email: str = "") -> Invit
 def invitation_for_token(token: str) -> Invitation:
     """The invitation a link points at, whatever its state; NotFound for a forged link."""
     try:
-        payload = signing.loads(token, salt=_INVITE_SALT)
+        payload = _signer().unsign_object(token)
         invitation = Invitation.objects.select_related("team", "invited_by").get(pk=payload["i"])
     except (signing.BadSignature, KeyError, TypeError, Invitation.DoesNotExist):
         raise NotFound("This invitation link is not valid.") from None

@@ -8,7 +8,6 @@ from apps.teams.models import Invitation
 
 
 @shared_task(
-    queue="default",
     autoretry_for=(OSError,),
     retry_backoff=True,
     retry_jitter=True,
