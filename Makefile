@@ -9,9 +9,10 @@ PORT ?= 8000
 .PHONY: run test lint format install install-dev worker simulator clean
 
 run: install ## Embedded default: migrate, seed the demo, serve on http://$(HOST):$(PORT)
-	$(BIN)/python manage.py migrate --no-input -v 0
-	$(BIN)/python manage.py seed_demo
-	$(BIN)/uvicorn portal.asgi:application --host $(HOST) --port $(PORT) --lifespan off --ws websockets-sansio
+	export SITE_URL="$${SITE_URL:-http://$(HOST):$(PORT)}"; \
+	$(BIN)/python manage.py migrate --no-input -v 0 && \
+	$(BIN)/python manage.py seed_demo && \
+	exec $(BIN)/uvicorn portal.asgi:application --host $(HOST) --port $(PORT) --lifespan off --ws websockets-sansio
 
 test: install-dev ## The whole suite against real PostgreSQL, Redis, Kafka (Tansu) and Chromium
 	scripts/test.sh $(ARGS)
