@@ -61,13 +61,15 @@ def test_owner_sees_a_new_member_join_live(page, browser, asgi_live_server):
     invitation = services.invitation_create(team=team, actor=owner, role=Role.MEMBER)
     joiner = UserFactory(email="joiner@example.com", display_name="Jo")
 
+    page.add_init_script(
+        "document.addEventListener('htmx:wsOpen', () => { window.wsOpen = true; });"
+    )
     sign_in(page, owner.email, PASSWORD)
     page.goto(f"/t/{team.slug}/settings/")
     expect(page.get_by_test_id("invitation-link")).to_have_value(
         f"{asgi_live_server.url}{services.invitation_path(invitation)}"
     )
-    page.wait_for_function("() => window.htmx && document.querySelector('[ws-connect]')")
-    page.wait_for_timeout(500)  # let the WebSocket open before the change happens
+    page.wait_for_function("() => window.wsOpen === true")
 
     other = browser.new_context(base_url=asgi_live_server.url).new_page()
     sign_in(other, joiner.email, PASSWORD)
