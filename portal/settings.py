@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.teams",
     "apps.assistants",
+    "apps.inference",
     "apps.dashboard",
 ]
 
