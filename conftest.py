@@ -100,68 +100,117 @@ def asgi_live_server(transactional_db, settings):
         yield server
 
 
-@pytest.fixture
-def celery_worker(transactional_db, tmp_path):
-    """A real ``celery worker`` process on Redis, connected to the test database.
+class WorkerProcess:
+    """One ``celery worker`` process on the real Redis broker."""
 
-    Tests using it must commit their data (``transactional_db``) so the worker
-    sees it. Its e-mail goes to files under ``tmp_path / "mail"``.
+    def __init__(self, env: dict, log_path: Path, concurrency: int):
+        self.log_path = log_path
+        self._log = open(log_path, "a")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "portal",
+                "worker",
+                "-Q",
+                "default,inference",
+                "-P",
+                "threads",
+                "-c",
+                str(concurrency),
+                "--without-gossip",
+                "--without-mingle",
+                "-l",
+                "info",
+                "-n",
+                f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, app, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not app.control.ping(timeout=0.5):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("celery worker did not start:\n" + self.log_path.read_text())
+
+    def kill(self) -> None:
+        """SIGKILL: the worker gets no chance to finish or ack anything."""
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self._log.close()
+
+
+@pytest.fixture
+def celery_workers(transactional_db, tmp_path):
+    """Start real ``celery worker`` processes on Redis, connected to the test database.
+
+    Call the returned function to start one (``start(concurrency=8, **env)``); all
+    are stopped after the test. Tests must commit their data (``transactional_db``)
+    so the workers see it. E-mail goes to files under ``tmp_path / "mail"``.
     """
     from portal.celery import app
 
     app.control.purge()
     db = settings.DATABASES["default"]
-    database_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    mail_dir = tmp_path / "mail"
-    env = {
+    base_env = {
         **os.environ,
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-        "EMAIL_FILE_PATH": str(mail_dir),
+        "EMAIL_FILE_PATH": str(tmp_path / "mail"),
         "SITE_URL": settings.SITE_URL,
+        "INFERENCE_RETRY_BASE_SECONDS": "0.05",
+        "INFERENCE_HEARTBEAT_SECONDS": "1",
     }
-    log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "portal",
-            "worker",
-            "-Q",
-            "default,inference",
-            "-P",
-            "threads",
-            "-c",
-            "4",
-            "--without-gossip",
-            "--without-mingle",
-            "-l",
-            "info",
-            "-n",
-            f"test-{os.getpid()}@%h",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    started: list[WorkerProcess] = []
+
+    def start(concurrency: int = 8, **env) -> WorkerProcess:
+        worker = WorkerProcess({**base_env, **env}, tmp_path / "worker.log", concurrency)
+        started.append(worker)
+        worker.wait_ready(app)
+        return worker
+
+    start.mail_dir = tmp_path / "mail"
+    start.log = tmp_path / "worker.log"
     try:
-        deadline = time.monotonic() + 30
-        while not app.control.ping(timeout=0.5):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    "celery worker did not start:\n" + (tmp_path / "worker.log").read_text()
-                )
-        yield {"process": process, "mail_dir": mail_dir, "log": tmp_path / "worker.log"}
+        yield start
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        for worker in started:
+            worker.stop()
+
+
+@pytest.fixture
+def celery_worker(celery_workers):
+    """One running worker; ``mail_dir`` and ``log`` tell where its output goes."""
+    worker = celery_workers()
+    return {
+        "process": worker.process,
+        "mail_dir": celery_workers.mail_dir,
+        "log": celery_workers.log,
+        "worker": worker,
+    }
+
+
+@pytest.fixture
+def simulator():
+    """The project's OpenAI-compatible simulator on a free port, fresh for each test."""
+    from apps.inference.simulator.server import SimulatorServer
+
+    with SimulatorServer() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from ninja.security import django_auth
 
 from apps.assistants.api import router as assistants_router
 from apps.core import api_errors
+from apps.inference.api import router as inference_router
 from apps.teams.api import router as teams_router
 
 api = NinjaAPI(
@@ -19,3 +20,4 @@ api_errors.install(api)
 
 api.add_router("/teams", teams_router)
 api.add_router("/teams", assistants_router)
+api.add_router("/teams", inference_router)

@@ -11,5 +11,5 @@ app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = (Queue("default"), Queue("inference"))
 # Model calls get their own queue and I/O-bound workers; everything else is "default".
-app.conf.task_routes = {"apps.inference.tasks.*": {"queue": "inference"}}
+app.conf.task_routes = {"apps.inference.tasks.execute_run": {"queue": "inference"}}
 app.autodiscover_tasks()

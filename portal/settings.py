@@ -32,6 +32,13 @@ if PRODUCTION:
     if DEBUG:
         raise ImproperlyConfigured("PORTAL_ENV=production refuses DEBUG=True.")
 
+# Fernet keys for secrets stored encrypted (backend credentials); newest first.
+ENCRYPTION_KEYS = env_list("ENCRYPTION_KEYS", [])
+if PRODUCTION and not ENCRYPTION_KEYS:
+    raise ImproperlyConfigured(
+        "PORTAL_ENV=production needs ENCRYPTION_KEYS (one or more Fernet keys, comma-separated)."
+    )
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -134,7 +141,26 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
+# With acks_late, a message whose worker died comes back after this; the stale-run
+# sweeper usually acts first.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600)}
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stale-runs": {"task": "apps.inference.tasks.sweep_stale_runs", "schedule": 30.0},
+}
 CELERY_ACCEPT_CONTENT = ["json"]
+
+# --- Inference ---------------------------------------------------------------
+
+# A running run whose worker has not sent a heartbeat for this long is re-queued
+# (or failed after INFERENCE_MAX_DELIVERIES deliveries) by the sweeper.
+INFERENCE_STALE_SECONDS = env_int("INFERENCE_STALE_SECONDS", 60)
+INFERENCE_MAX_DELIVERIES = env_int("INFERENCE_MAX_DELIVERIES", 3)
+INFERENCE_HEARTBEAT_SECONDS = env_int("INFERENCE_HEARTBEAT_SECONDS", 5)
+INFERENCE_RETRY_BASE_SECONDS = float(env_str("INFERENCE_RETRY_BASE_SECONDS", "0.5"))
+INFERENCE_RETRY_MAX_SECONDS = float(env_str("INFERENCE_RETRY_MAX_SECONDS", "20"))
+# Deltas of one run are coalesced into at most one channel-layer message per interval.
+INFERENCE_RELAY_INTERVAL_MS = env_int("INFERENCE_RELAY_INTERVAL_MS", 50)
+LOCAL_BACKEND_TOKENS_PER_SECOND = float(env_str("LOCAL_BACKEND_TOKENS_PER_SECOND", "40"))
 
 # --- Auth ------------------------------------------------------------------
 

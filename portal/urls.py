@@ -15,5 +15,6 @@ urlpatterns = [
     path("accounts/", include("apps.accounts.urls")),
     path("", include("apps.teams.urls")),
     path("", include("apps.assistants.urls")),
+    path("", include("apps.inference.urls")),
     path("", include("apps.dashboard.urls")),
 ]

@@ -17,13 +17,19 @@ class Action(StrEnum):
     EDIT = "edit"  # create and change assistants, prompts, backends
     MANAGE_MEMBERS = "manage_members"  # invite, remove, change roles below owner
     MANAGE_KEYS = "manage_keys"  # issue, rotate, revoke API keys
+    MANAGE_BACKENDS = "manage_backends"  # add inference backends and their credentials
     MANAGE_QUOTAS = "manage_quotas"
     MANAGE_OWNERS = "manage_owners"  # grant or take the owner role
     MANAGE_TEAM = "manage_team"  # rename, delete the team
 
 
 _MEMBER_ACTIONS = {Action.VIEW, Action.USE, Action.EDIT}
-_ADMIN_ACTIONS = _MEMBER_ACTIONS | {Action.MANAGE_MEMBERS, Action.MANAGE_KEYS, Action.MANAGE_QUOTAS}
+_ADMIN_ACTIONS = _MEMBER_ACTIONS | {
+    Action.MANAGE_MEMBERS,
+    Action.MANAGE_KEYS,
+    Action.MANAGE_BACKENDS,
+    Action.MANAGE_QUOTAS,
+}
 
 ROLE_ACTIONS: dict[str, frozenset[Action]] = {
     Role.VIEWER: frozenset({Action.VIEW}),

@@ -15,6 +15,7 @@ EXPECTED = {
         Action.EDIT,
         Action.MANAGE_MEMBERS,
         Action.MANAGE_KEYS,
+        Action.MANAGE_BACKENDS,
         Action.MANAGE_QUOTAS,
     },
     Role.OWNER: set(Action),

@@ -7,6 +7,8 @@ from django.db import transaction
 
 from apps.assistants.models import Assistant
 from apps.assistants.services import assistant_create
+from apps.inference.models import Backend, BackendKind
+from apps.inference.services import backend_create
 from apps.teams.models import Membership, Role, Team
 from apps.teams.services import team_create
 
@@ -15,7 +17,10 @@ DEMO_TEAM = "Demo team"
 
 
 class Command(BaseCommand):
-    help = "Seed a demo team, user and assistant (idempotent) and print the demo login."
+    help = (
+        "Seed a demo team, user, assistant and the local development backend (idempotent) "
+        "and print the demo login."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--quiet", action="store_true", help="Do not print the login.")
@@ -43,6 +48,10 @@ class Command(BaseCommand):
                 name="Helpdesk",
                 description="Answers questions about the portal.",
                 instructions="You are a concise, friendly helpdesk assistant for the AI portal.",
+            )
+        if not Backend.objects.filter(team=team, kind=BackendKind.LOCAL).exists():
+            backend_create(
+                team=team, actor=user, kind=BackendKind.LOCAL, name="Local (development)"
             )
         if not quiet:
             self.stdout.write(

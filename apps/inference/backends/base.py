@@ -1,0 +1,72 @@
+"""What every backend kind offers the worker: a streamed chat call and a model list.
+
+Errors are normalised into :class:`BackendError` with a ``retryable`` verdict
+so the retry and fallback policy lives in one place (the run executor), not in
+each client.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass
+class CallResult:
+    text: str = ""
+    tool_calls: list[dict] | None = None
+    finish_reason: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    ttft_ms: int | None = None
+    emitted: int = 0  # deltas handed to the caller; a retry after this would duplicate output
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def usage_reported(self) -> bool:
+        return self.prompt_tokens is not None and self.completion_tokens is not None
+
+
+class BackendError(Exception):
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        code: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+        partial: CallResult | None = None,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.code = code
+        self.status = status
+        self.retry_after = retry_after
+        self.partial = partial or CallResult()
+
+
+class Cancelled(Exception):
+    """The caller asked to stop; carries what was produced so far."""
+
+    def __init__(self, partial: CallResult):
+        super().__init__("cancelled")
+        self.partial = partial
+
+
+OnDelta = Callable[[str], None]
+ShouldStop = Callable[[], bool]
+
+
+class ChatClient(Protocol):
+    def stream_chat(
+        self,
+        *,
+        model: str,
+        messages: list[dict],
+        params: dict,
+        on_delta: OnDelta,
+        should_stop: ShouldStop,
+    ) -> CallResult: ...
+
+    def list_models(self) -> list[str]: ...

@@ -1,0 +1,264 @@
+"""OpenAI, Azure OpenAI and any OpenAI-compatible server, through the official SDK.
+
+The SDK's own retries are turned off (``max_retries=0``): retry, backoff and
+fallback are decided by the run executor so every kind behaves the same.
+Clients are cached per backend version so HTTP connections are reused across
+runs in a worker process. (The openai 3.x SDK is built on ``httpx2``.)
+"""
+
+import functools
+import json
+import time
+
+import httpx2 as httpx
+import openai
+
+from apps.core.crypto import decrypt
+from apps.inference.backends.base import BackendError, CallResult, Cancelled, OnDelta, ShouldStop
+from apps.inference.models import Backend, BackendKind
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+# Only these request parameters are passed to backends; anything else is dropped.
+PASSTHROUGH_PARAMS = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "stop",
+    "tools",
+    "tool_choice",
+    "user",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "response_format",
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _client(
+    backend_id: int,
+    version: float,
+    kind: str,
+    base_url: str,
+    azure: tuple,
+    key: str,
+    timeout: float,
+):
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
+    http_client = httpx.Client(limits=limits, timeout=timeout)
+    if kind == BackendKind.AZURE_OPENAI:
+        endpoint, deployment, api_version = azure
+        return openai.AzureOpenAI(
+            api_key=key,
+            azure_endpoint=endpoint,
+            azure_deployment=deployment or None,
+            api_version=api_version,
+            max_retries=0,
+            timeout=timeout,
+            http_client=http_client,
+        )
+    return openai.OpenAI(
+        api_key=key or "not-needed",
+        base_url=base_url,
+        max_retries=0,
+        timeout=timeout,
+        http_client=http_client,
+    )
+
+
+def _retry_after(response: httpx.Response | None) -> float | None:
+    if response is None:
+        return None
+    value = response.headers.get("retry-after-ms")
+    if value:
+        try:
+            return float(value) / 1000
+        except ValueError:
+            pass
+    value = response.headers.get("retry-after")
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def _api_error_message(exc: openai.APIStatusError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    detail = body.get("message") or (body.get("error") or {}).get("message") if body else None
+    return str(detail or exc.message)[:500]
+
+
+def classify(exc: Exception, partial: CallResult) -> BackendError:
+    """Map an SDK exception onto retryable or final, with a message fit for the user."""
+    if isinstance(exc, openai.APITimeoutError):
+        return BackendError(
+            "The backend did not answer in time.", retryable=True, code="timeout", partial=partial
+        )
+    if isinstance(exc, openai.APIConnectionError):
+        return BackendError(
+            f"Could not reach the backend: {exc.__cause__ or exc}"[:300],
+            retryable=True,
+            code="connection_error",
+            partial=partial,
+        )
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        message = f"Backend answered {status}: {_api_error_message(exc)}"
+        if status == 429:
+            return BackendError(
+                message,
+                retryable=True,
+                code="rate_limited",
+                status=status,
+                retry_after=_retry_after(exc.response),
+                partial=partial,
+            )
+        if status >= 500 or status in (408, 409):
+            return BackendError(
+                message,
+                retryable=True,
+                code="server_error",
+                status=status,
+                retry_after=_retry_after(exc.response),
+                partial=partial,
+            )
+        code = {401: "authentication_failed", 403: "permission_denied", 404: "model_not_found"}.get(
+            status, "bad_request"
+        )
+        return BackendError(message, retryable=False, code=code, status=status, partial=partial)
+    if isinstance(exc, (openai.APIResponseValidationError, json.JSONDecodeError, ValueError)):
+        return BackendError(
+            "The backend sent a response that is not OpenAI's format.",
+            retryable=False,
+            code="invalid_response",
+            partial=partial,
+        )
+    if isinstance(exc, httpx.HTTPError):
+        return BackendError(
+            f"The connection to the backend broke: {exc}"[:300],
+            retryable=True,
+            code="stream_interrupted",
+            partial=partial,
+        )
+    return BackendError(
+        f"Unexpected backend error: {type(exc).__name__}",
+        retryable=False,
+        code="backend_error",
+        partial=partial,
+    )
+
+
+class OpenAIChatClient:
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        key = decrypt(backend.api_key_encrypted) if backend.api_key_encrypted else ""
+        self.client = _client(
+            backend.pk,
+            backend.updated_at.timestamp() if backend.updated_at else 0.0,
+            backend.kind,
+            backend.base_url or OPENAI_BASE_URL,
+            (backend.azure_endpoint, backend.azure_deployment, backend.api_version),
+            key,
+            backend.timeout_seconds,
+        )
+
+    def list_models(self) -> list[str]:
+        try:
+            return sorted(model.id for model in self.client.models.list())
+        except Exception as exc:
+            raise classify(exc, CallResult()) from None
+
+    def stream_chat(
+        self,
+        *,
+        model: str,
+        messages: list[dict],
+        params: dict,
+        on_delta: OnDelta,
+        should_stop: ShouldStop,
+    ) -> CallResult:
+        result = CallResult()
+        tool_calls: dict[int, dict] = {}
+        started = time.monotonic()
+        kwargs = {k: params[k] for k in PASSTHROUGH_PARAMS if params.get(k) is not None}
+        stream = None
+        try:
+            stream = self.client.chat.completions.create(
+                model=model,
+                messages=messages,
+                stream=True,
+                stream_options={"include_usage": True},
+                **kwargs,
+            )
+            content_type = stream.response.headers.get("content-type", "")
+            if not content_type.startswith("text/event-stream"):
+                raise BackendError(
+                    f"The backend answered with {content_type or 'no content type'}, "
+                    "not an event stream; is the base URL an OpenAI-compatible /v1?",
+                    retryable=False,
+                    code="invalid_response",
+                    partial=result,
+                )
+            for chunk in stream:
+                if should_stop():
+                    raise Cancelled(result)
+                if getattr(chunk, "usage", None):
+                    result.prompt_tokens = chunk.usage.prompt_tokens
+                    result.completion_tokens = chunk.usage.completion_tokens
+                for choice in chunk.choices or []:
+                    delta = choice.delta
+                    if delta is not None and delta.content:
+                        if result.ttft_ms is None:
+                            result.ttft_ms = int((time.monotonic() - started) * 1000)
+                        result.text += delta.content
+                        result.emitted += 1
+                        on_delta(delta.content)
+                    for call in (delta.tool_calls or []) if delta is not None else []:
+                        _merge_tool_call(tool_calls, call)
+                    if choice.finish_reason:
+                        result.finish_reason = choice.finish_reason
+        except (Cancelled, BackendError):
+            raise
+        except Exception as exc:
+            error = classify(exc, result)
+            if result.emitted and error.retryable:
+                error.code = "stream_interrupted"
+                error.message = (
+                    f"The backend's stream broke after {result.emitted} chunks: {error.message}"
+                )
+            raise error from None
+        finally:
+            if stream is not None:
+                stream.close()
+        if tool_calls:
+            result.tool_calls = [tool_calls[i] for i in sorted(tool_calls)]
+        if not result.finish_reason:
+            retryable = result.emitted == 0
+            raise BackendError(
+                "The backend's stream ended before it finished.",
+                retryable=retryable,
+                code="stream_interrupted",
+                partial=result,
+            )
+        if not result.text and not result.tool_calls:
+            raise BackendError(
+                "The backend returned an empty answer.",
+                retryable=False,
+                code="empty_response",
+                partial=result,
+            )
+        return result
+
+
+def _merge_tool_call(calls: dict[int, dict], delta) -> None:
+    entry = calls.setdefault(
+        delta.index, {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
+    )
+    if delta.id:
+        entry["id"] = delta.id
+    if delta.function is not None:
+        if delta.function.name:
+            entry["function"]["name"] += delta.function.name
+        if delta.function.arguments:
+            entry["function"]["arguments"] += delta.function.arguments

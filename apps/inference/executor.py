@@ -1,0 +1,351 @@
+"""The worker's half of a run: claim it, call backends, record the outcome once.
+
+Exactly-once comes from the claim: a worker takes a run by writing a fresh
+``claim_token`` under a row lock, and it may only finish the run while that
+token is still on the row. A duplicate delivery finds the run running with a
+fresh heartbeat (or finished) and does nothing; a run whose worker died has a
+stale heartbeat and is taken over. Attempts and the final state are written in
+one transaction, so usage is recorded once or not at all.
+
+Policy: each target (the primary, then each fallback) gets its backend's
+retries for retryable errors, with exponential backoff, full jitter and
+``Retry-After`` honoured. Once a token has reached the caller nothing is
+retried or falls back, because the caller would see the answer twice; the run
+then keeps what was produced and its (estimated) usage.
+"""
+
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from apps.inference import relay, tokens
+from apps.inference.backends import BackendError, CallResult, Cancelled, client_for
+from apps.inference.models import Backend, ChatRun, RunAttempt, RunStatus
+
+logger = logging.getLogger(__name__)
+MAX_RETRY_AFTER_SECONDS = 60
+CANCEL_CHECK_SECONDS = 0.2
+
+
+def cancel_key(run_id: int) -> str:
+    return f"run-cancel:{run_id}"
+
+
+@dataclass
+class Target:
+    backend: Backend
+    model: str
+
+
+@dataclass
+class Outcome:
+    status: str
+    result: CallResult
+    target: Target | None
+    error: str = ""
+    error_code: str = ""
+    attempts: list[RunAttempt] = field(default_factory=list)
+
+
+class LostClaim(Exception):
+    """Another worker (or the sweeper) owns the run now; stop without writing."""
+
+
+def claim(run_id: int) -> tuple[ChatRun, uuid.UUID] | None:
+    """Take the run for this worker, or None when it is finished or alive elsewhere."""
+    stale_before = timezone.now() - timedelta(seconds=settings.INFERENCE_STALE_SECONDS)
+    with transaction.atomic():
+        run = ChatRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.is_finished:
+            return None
+        if run.status == RunStatus.RUNNING and run.heartbeat_at and run.heartbeat_at > stale_before:
+            return None
+        if run.cancel_requested_at:
+            _write_final(run, Outcome(RunStatus.CANCELLED, CallResult(), None))
+            return None
+        run.status = RunStatus.RUNNING
+        run.claim_token = uuid.uuid4()
+        run.heartbeat_at = timezone.now()
+        run.started_at = run.started_at or run.heartbeat_at
+        run.deliveries += 1
+        run.save(
+            update_fields=["status", "claim_token", "heartbeat_at", "started_at", "deliveries"]
+        )
+        return run, run.claim_token
+
+
+class _Watch:
+    """Cheap cancellation and heartbeat checks, called between stream chunks."""
+
+    def __init__(self, run_id: int, token: uuid.UUID):
+        self.run_id, self.token = run_id, token
+        self.next_cancel_check = 0.0
+        self.next_heartbeat = time.monotonic() + settings.INFERENCE_HEARTBEAT_SECONDS
+        self.cancelled = False
+
+    def should_stop(self) -> bool:
+        now = time.monotonic()
+        if now >= self.next_cancel_check:
+            self.next_cancel_check = now + CANCEL_CHECK_SECONDS
+            self.cancelled = self.cancelled or bool(cache.get(cancel_key(self.run_id)))
+        if now >= self.next_heartbeat:
+            self.next_heartbeat = now + settings.INFERENCE_HEARTBEAT_SECONDS
+            alive = ChatRun.objects.filter(
+                pk=self.run_id, claim_token=self.token, status=RunStatus.RUNNING
+            ).update(heartbeat_at=timezone.now())
+            if not alive:
+                raise LostClaim()
+        return self.cancelled
+
+    def sleep(self, seconds: float) -> None:
+        """Back off, waking early when the run is cancelled."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not self.should_stop():
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+
+
+def _targets(run: ChatRun) -> list[Target]:
+    targets = [Target(run.backend, run.model)]
+    backend_ids = {f.get("backend") for f in run.fallbacks if f.get("backend")}
+    backends = Backend.objects.in_bulk(backend_ids)
+    for fallback in run.fallbacks:
+        backend = backends.get(fallback.get("backend"), run.backend)
+        targets.append(Target(backend, fallback.get("model") or run.model))
+    return targets
+
+
+def _backoff(retry: int, error: BackendError) -> float:
+    base, cap = settings.INFERENCE_RETRY_BASE_SECONDS, settings.INFERENCE_RETRY_MAX_SECONDS
+    delay = random.uniform(0, min(cap, base * 2**retry))  # noqa: S311 - jitter, not crypto
+    if error.retry_after is not None:
+        delay = max(delay, error.retry_after)
+    return delay
+
+
+def _usage(result: CallResult, messages: list[dict]) -> tuple[int, int, bool]:
+    """Tokens of an attempt: as reported, else estimated; nothing when nothing was produced."""
+    if result.usage_reported:
+        return result.prompt_tokens, result.completion_tokens, False
+    produced = result.text or result.tool_calls or result.finish_reason
+    if not produced:
+        return 0, 0, False
+    completion_text = result.text + "".join(
+        call["function"]["arguments"] for call in (result.tool_calls or [])
+    )
+    prompt = (
+        result.prompt_tokens
+        if result.prompt_tokens is not None
+        else (tokens.estimate_messages_tokens(messages))
+    )
+    return prompt, tokens.estimate_tokens(completion_text), True
+
+
+def _attempt(
+    run: ChatRun,
+    token,
+    number: int,
+    target: Target,
+    result: CallResult,
+    started,
+    error: BackendError | None,
+) -> RunAttempt:
+    prompt, completion, estimated = _usage(result, run.messages)
+    finished = timezone.now()
+    return RunAttempt(
+        run=run,
+        claim_token=token,
+        number=number,
+        backend=target.backend,
+        model=target.model,
+        succeeded=error is None,
+        error=error.message if error else "",
+        http_status=error.status if error else None,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=prompt + completion,
+        usage_estimated=estimated,
+        latency_ms=int((finished - started).total_seconds() * 1000),
+        ttft_ms=result.ttft_ms,
+        started_at=started,
+        finished_at=finished,
+    )
+
+
+def _call_targets(
+    run: ChatRun, token: uuid.UUID, watch: _Watch, deltas: relay.DeltaRelay
+) -> Outcome:
+    attempts: list[RunAttempt] = []
+    last_error: BackendError | None = None
+    last_target: Target | None = None
+    targets = _targets(run)
+    for target in targets:
+        last_target = target
+        if not target.backend.enabled:
+            last_error = BackendError(
+                f"Backend {target.backend.name} is disabled.",
+                retryable=False,
+                code="backend_disabled",
+            )
+            continue
+        for retry in range(target.backend.max_retries + 1):
+            started = timezone.now()
+            try:
+                client = client_for(target.backend)
+                result = client.stream_chat(
+                    model=target.model,
+                    messages=run.messages,
+                    params=run.parameters,
+                    on_delta=deltas.push,
+                    should_stop=watch.should_stop,
+                )
+            except Cancelled as stop:
+                attempts.append(
+                    _attempt(
+                        run,
+                        token,
+                        len(attempts) + 1,
+                        target,
+                        stop.partial,
+                        started,
+                        BackendError("Cancelled by the caller.", retryable=False, code="cancelled"),
+                    )
+                )
+                return Outcome(
+                    RunStatus.CANCELLED,
+                    stop.partial,
+                    target,
+                    "Cancelled by the caller.",
+                    "cancelled",
+                    attempts,
+                )
+            except BackendError as error:
+                attempts.append(
+                    _attempt(run, token, len(attempts) + 1, target, error.partial, started, error)
+                )
+                last_error = error
+                if error.partial.emitted:
+                    return Outcome(
+                        RunStatus.FAILED, error.partial, target, error.message, error.code, attempts
+                    )
+                logger.info(
+                    "backend attempt failed",
+                    extra={
+                        "run_id": run.pk,
+                        "backend_id": target.backend.pk,
+                        "model": target.model,
+                        "code": error.code,
+                        "status": error.status,
+                        "retry": retry,
+                    },
+                )
+                too_long = (error.retry_after or 0) > MAX_RETRY_AFTER_SECONDS
+                if not error.retryable or too_long or retry == target.backend.max_retries:
+                    break
+                watch.sleep(_backoff(retry, error))
+                if watch.cancelled:
+                    return Outcome(
+                        RunStatus.CANCELLED,
+                        CallResult(),
+                        target,
+                        "Cancelled by the caller.",
+                        "cancelled",
+                        attempts,
+                    )
+            else:
+                attempts.append(
+                    _attempt(run, token, len(attempts) + 1, target, result, started, None)
+                )
+                return Outcome(RunStatus.SUCCEEDED, result, target, attempts=attempts)
+    message = last_error.message if last_error else "No backend could serve the run."
+    if len(targets) > 1:
+        message = f"All backends failed; last error: {message}"
+    return Outcome(
+        RunStatus.FAILED,
+        last_error.partial if last_error else CallResult(),
+        last_target,
+        message,
+        last_error.code if last_error else "no_backend",
+        attempts,
+    )
+
+
+def _write_final(run: ChatRun, outcome: Outcome) -> None:
+    """Store the outcome on the (locked) run and announce it after commit."""
+    result = outcome.result
+    now = timezone.now()
+    successful_or_last = outcome.attempts[-1] if outcome.attempts else None
+    run.status = outcome.status
+    run.output = result.text
+    run.tool_calls = result.tool_calls
+    run.finish_reason = result.finish_reason or (
+        "cancelled" if outcome.status == "cancelled" else ""
+    )
+    if successful_or_last is not None:
+        run.prompt_tokens = successful_or_last.prompt_tokens
+        run.completion_tokens = successful_or_last.completion_tokens
+        run.total_tokens = successful_or_last.total_tokens
+        run.usage_estimated = successful_or_last.usage_estimated
+        run.ttft_ms = successful_or_last.ttft_ms
+    run.error, run.error_code = outcome.error, outcome.error_code
+    if outcome.target is not None:
+        run.served_backend, run.served_model = outcome.target.backend, outcome.target.model
+    run.finished_at = now
+    if run.started_at:
+        run.latency_ms = int((now - run.started_at).total_seconds() * 1000)
+    run.heartbeat_at = None
+    run.save()
+    RunAttempt.objects.bulk_create(outcome.attempts)
+    final = final_message(run)
+    transaction.on_commit(lambda: relay.group_send(relay.run_group(run.pk), final))
+
+
+def final_message(run: ChatRun) -> dict:
+    return {
+        "type": "run.done",
+        "run_id": run.pk,
+        "status": run.status,
+        "output": run.output,
+        "tool_calls": run.tool_calls,
+        "finish_reason": run.finish_reason,
+        "usage": {
+            "prompt_tokens": run.prompt_tokens,
+            "completion_tokens": run.completion_tokens,
+            "total_tokens": run.total_tokens,
+            "estimated": run.usage_estimated,
+        },
+        "latency_ms": run.latency_ms,
+        "ttft_ms": run.ttft_ms,
+        "model": run.served_model or run.model,
+        "error": run.error,
+        "error_code": run.error_code,
+    }
+
+
+def execute(run_id: int) -> str:
+    """Run it if this worker can claim it; returns what happened, for logs and tests."""
+    claimed = claim(run_id)
+    if claimed is None:
+        return "skipped"
+    run, token = claimed
+    watch = _Watch(run.pk, token)
+    deltas = relay.DeltaRelay(run.pk)
+    try:
+        outcome = _call_targets(run, token, watch, deltas)
+    except LostClaim:
+        return "lost-claim"
+    deltas.flush()
+    with transaction.atomic():
+        locked = ChatRun.objects.select_for_update().get(pk=run.pk)
+        if locked.claim_token != token or locked.status != RunStatus.RUNNING:
+            return "lost-claim"
+        _write_final(locked, outcome)
+    cache.delete(cancel_key(run.pk))
+    return outcome.status

@@ -1,0 +1,96 @@
+"""Pushing a run's tokens and final state to its channel-layer group.
+
+Workers relay from plain threads. ``async_to_sync`` would start a fresh event
+loop per message and, with the Redis layer, a fresh connection pool each time,
+so for Redis one long-lived loop thread per process does all sends and keeps
+its pool warm. The in-memory layer of the embedded default only works on the
+ASGI server's own loop, which ``async_to_sync`` reaches from threads that
+asgiref started; there we use it.
+
+Deltas of one run are coalesced into one message per
+``INFERENCE_RELAY_INTERVAL_MS`` (the first is sent at once), which keeps
+hundreds of concurrent streams from flooding the layer.
+"""
+
+import asyncio
+import logging
+import threading
+import time
+
+from asgiref.sync import async_to_sync
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+SEND_TIMEOUT_SECONDS = 5
+
+
+def run_group(run_id: int) -> str:
+    return f"run.{run_id}"
+
+
+class _LoopThread:
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="relay-loop", daemon=True)
+        self.thread.start()
+
+
+_loop_thread: _LoopThread | None = None
+_loop_lock = threading.Lock()
+
+
+def _relay_loop() -> asyncio.AbstractEventLoop:
+    global _loop_thread
+    with _loop_lock:
+        if _loop_thread is None or not _loop_thread.thread.is_alive():
+            _loop_thread = _LoopThread()
+        return _loop_thread.loop
+
+
+def group_send(group: str, message: dict) -> None:
+    """Send and wait, so messages of one sender arrive in order. Failures are logged,
+    not raised: a viewer missing a token must not fail the run."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        if isinstance(layer, InMemoryChannelLayer):
+            async_to_sync(layer.group_send)(group, message)
+        else:
+            future = asyncio.run_coroutine_threadsafe(
+                layer.group_send(group, message), _relay_loop()
+            )
+            future.result(timeout=SEND_TIMEOUT_SECONDS)
+    except Exception:
+        logger.warning("could not relay to %s", group, exc_info=True)
+
+
+class DeltaRelay:
+    """Collects a run's deltas and sends them in coalesced batches, in order."""
+
+    def __init__(self, run_id: int):
+        self.run_id = run_id
+        self.group = run_group(run_id)
+        self.interval = settings.INFERENCE_RELAY_INTERVAL_MS / 1000
+        self.pending: list[str] = []
+        self.last_sent = 0.0
+        self.sent_any = False
+
+    def push(self, delta: str) -> None:
+        self.pending.append(delta)
+        now = time.monotonic()
+        if not self.sent_any or now - self.last_sent >= self.interval:
+            self.flush(now)
+
+    def flush(self, now: float | None = None) -> None:
+        if not self.pending:
+            return
+        text, self.pending = "".join(self.pending), []
+        group_send(self.group, {"type": "run.delta", "run_id": self.run_id, "delta": text})
+        self.last_sent = now or time.monotonic()
+        self.sent_any = True
+
+    def reset(self) -> None:
+        """Forget unsent deltas of a failed attempt before a fallback starts over."""
+        self.pending = []

@@ -1,0 +1,37 @@
+"""Reads for backends and runs; no side effects."""
+
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from apps.inference.models import Backend, ChatRun, RunAttempt
+from apps.teams.models import Team
+
+
+def backends_for_team(team: Team, *, include_disabled: bool = True) -> QuerySet[Backend]:
+    """The team's own backends and the global ones every team may use."""
+    queryset = Backend.objects.filter(Q(team=team) | Q(team__isnull=True))
+    if not include_disabled:
+        queryset = queryset.filter(enabled=True)
+    return queryset.order_by("team_id", "name")
+
+
+def backend_for_team(team: Team, backend_id: int) -> Backend:
+    backend = backends_for_team(team).filter(pk=backend_id).first()
+    if backend is None:
+        raise Http404("No such backend in this team.")
+    return backend
+
+
+def runs_for_team(team: Team) -> QuerySet[ChatRun]:
+    return ChatRun.objects.filter(team=team).select_related("backend", "served_backend")
+
+
+def run_for_team(team: Team, run_id: int) -> ChatRun:
+    run = runs_for_team(team).filter(pk=run_id).first()
+    if run is None:
+        raise Http404("No such run in this team.")
+    return run
+
+
+def attempts_for_run(run: ChatRun) -> QuerySet[RunAttempt]:
+    return run.attempts.select_related("backend").order_by("started_at", "number")

@@ -1,0 +1,34 @@
+"""Celery tasks for inference. They take ids and call the executor or a service.
+
+``execute_run`` is routed to the ``inference`` queue (see ``portal/celery.py``),
+whose workers use a thread pool sized for many concurrent streams.
+"""
+
+import logging
+
+from celery import shared_task
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def execute_run(run_id: int) -> str:
+    from apps.inference.executor import execute
+
+    outcome = execute(run_id)
+    logger.info("run executed", extra={"run_id": run_id, "outcome": outcome})
+    return outcome
+
+
+@shared_task(ignore_result=True)
+def sweep_stale_runs() -> dict:
+    from apps.inference.services import runs_sweep
+
+    return runs_sweep()
+
+
+@shared_task(ignore_result=True, autoretry_for=(OSError,), max_retries=3, retry_backoff=True)
+def refresh_backend_models(backend_id: int) -> None:
+    from apps.inference.services import backend_models_refresh_by_id
+
+    backend_models_refresh_by_id(backend_id)

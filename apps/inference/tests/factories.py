@@ -1,0 +1,30 @@
+from apps.inference.models import BackendKind
+from apps.inference.services import backend_create
+from apps.teams.models import Role
+from apps.teams.tests.factories import TeamFactory, member_of
+
+
+def team_with_admin():
+    team = TeamFactory()
+    return team, member_of(team, Role.ADMIN)
+
+
+def simulator_backend(
+    team, actor, server, *, name="Simulator", max_retries=2, timeout=10.0, api_key="", models=None
+):
+    """An openai_compatible backend pointing at a running SimulatorServer."""
+    return backend_create(
+        team=team,
+        actor=actor,
+        kind=BackendKind.OPENAI_COMPATIBLE,
+        name=name,
+        base_url=server.base_url,
+        api_key=api_key,
+        models=models or ["sim-small", "sim-large"],
+        max_retries=max_retries,
+        timeout_seconds=timeout,
+    )
+
+
+def local_backend(team, actor, name="Local"):
+    return backend_create(team=team, actor=actor, kind=BackendKind.LOCAL, name=name)
