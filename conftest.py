@@ -246,8 +246,12 @@ def browser(_playwright):
 
 @pytest.fixture
 def page(browser, asgi_live_server):
+    from playwright.sync_api import expect
+
+    # Generous waits: the suite shares two cores with a worker, a server and a broker.
+    expect.set_options(timeout=15_000)
     context = browser.new_context(base_url=asgi_live_server.url)
     page = context.new_page()
-    page.set_default_timeout(10_000)
+    page.set_default_timeout(15_000)
     yield page
     context.close()

@@ -46,7 +46,7 @@ def decrypt(token: str) -> str:
     try:
         return _fernet().decrypt(token.encode()).decode()
     except InvalidToken:
-        raise DecryptionError("stored secret cannot be decrypted with the configured keys") from None
+        raise DecryptionError("stored secret can't be decrypted with the configured keys") from None
 
 
 def last4(secret: str) -> str:

@@ -12,6 +12,22 @@ from apps.inference import services
 from apps.inference.models import Backend, ChatRun, RunAttempt
 
 
+# The admin rebuilds the form's Meta.fields to include the extra fields below,
+# so the model fields handed to the service are named here once.
+MODEL_FIELDS = [
+    "team",
+    "name",
+    "kind",
+    "base_url",
+    "azure_endpoint",
+    "azure_deployment",
+    "api_version",
+    "timeout_seconds",
+    "max_retries",
+    "enabled",
+]
+
+
 class BackendAdminForm(forms.ModelForm):
     api_key = forms.CharField(
         required=False,
@@ -28,18 +44,7 @@ class BackendAdminForm(forms.ModelForm):
 
     class Meta:
         model = Backend
-        fields = [
-            "team",
-            "name",
-            "kind",
-            "base_url",
-            "azure_endpoint",
-            "azure_deployment",
-            "api_version",
-            "timeout_seconds",
-            "max_retries",
-            "enabled",
-        ]
+        fields = MODEL_FIELDS
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -50,7 +55,7 @@ class BackendAdminForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        fields = {name: cleaned.get(name) for name in self.Meta.fields if name in cleaned}
+        fields = {name: cleaned.get(name) for name in MODEL_FIELDS if name in cleaned}
         try:
             services.backend_check(
                 instance=self.instance if self.instance.pk else None,
@@ -80,7 +85,7 @@ class BackendAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         """Saved through the service, so admin edits get the same checks and encryption."""
-        data = {name: form.cleaned_data.get(name) for name in form.Meta.fields}
+        data = {name: form.cleaned_data.get(name) for name in MODEL_FIELDS}
         api_key = form.cleaned_data.get("api_key") or None
         models = form.cleaned_data.get("models_text") or None
         if change:

@@ -9,10 +9,13 @@ import pytest
 from conftest import ROOT
 
 GOOD_KEY = "k" * 50
+FERNET_KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 
 
 def load_settings(**env):
-    environment = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
+    environment = {
+        k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "ENCRYPTION_KEYS"}
+    }
     environment.update(env)
     return subprocess.run(
         [sys.executable, "-c", "import django; django.setup(); print('ok')"],
@@ -30,7 +33,8 @@ def load_settings(**env):
         ({}, "SECRET_KEY"),
         ({"SECRET_KEY": "dev-insecure-secret-key-change-me"}, "SECRET_KEY"),
         ({"SECRET_KEY": "short"}, "SECRET_KEY"),
-        ({"SECRET_KEY": GOOD_KEY, "DEBUG": "true"}, "DEBUG"),
+        ({"SECRET_KEY": GOOD_KEY, "DEBUG": "true", "ENCRYPTION_KEYS": FERNET_KEY}, "DEBUG"),
+        ({"SECRET_KEY": GOOD_KEY}, "ENCRYPTION_KEYS"),
     ],
 )
 def test_production_refuses_unsafe_settings(env, message):
@@ -41,7 +45,7 @@ def test_production_refuses_unsafe_settings(env, message):
 
 
 def test_production_starts_with_safe_settings():
-    result = load_settings(PORTAL_ENV="production", SECRET_KEY=GOOD_KEY)
+    result = load_settings(PORTAL_ENV="production", SECRET_KEY=GOOD_KEY, ENCRYPTION_KEYS=FERNET_KEY)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
 

@@ -1,0 +1,87 @@
+"""The run WebSocket over the real Redis channel layer."""
+
+import json
+
+import pytest
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+
+from apps.inference.models import ChatRun
+from apps.inference.relay import group_send, run_group
+from apps.inference.tests.factories import local_backend, team_with_admin
+from apps.teams.consumers import CLOSE_FORBIDDEN
+from apps.teams.tests.test_consumers import run
+from portal.routing import websocket_urlpatterns
+
+pytestmark = pytest.mark.django_db(transaction=True)
+app = URLRouter(websocket_urlpatterns)
+
+
+def make_run(**fields):
+    team, admin = team_with_admin()
+    backend = local_backend(team, admin)
+    created = ChatRun.objects.create(
+        team=team,
+        backend=backend,
+        model="local-echo",
+        messages=[{"role": "user", "content": "x"}],
+        **fields,
+    )
+    return created, admin
+
+
+def communicator(user, run_id):
+    comm = WebsocketCommunicator(app, f"/ws/runs/{run_id}/")
+    comm.scope["user"] = user
+    return comm
+
+
+def test_member_gets_state_then_relayed_deltas():
+    chat_run, admin = make_run(status="running")
+
+    async def scenario():
+        from channels.db import database_sync_to_async
+
+        comm = communicator(admin, chat_run.pk)
+        connected, _ = await comm.connect()
+        assert connected
+        state = json.loads(await comm.receive_from(timeout=5))
+        await database_sync_to_async(group_send)(
+            run_group(chat_run.pk), {"type": "run.delta", "run_id": chat_run.pk, "delta": "Hel"}
+        )
+        delta = json.loads(await comm.receive_from(timeout=5))
+        await comm.disconnect()
+        return state, delta
+
+    state, delta = run(scenario())
+    assert state == {"type": "run.state", "status": "running", "output": ""}
+    assert delta["delta"] == "Hel"
+
+
+def test_finished_run_sends_its_final_message_on_connect():
+    chat_run, admin = make_run(
+        status="succeeded", output="done", total_tokens=3, prompt_tokens=1, completion_tokens=2
+    )
+
+    async def scenario():
+        comm = communicator(admin, chat_run.pk)
+        await comm.connect()
+        await comm.receive_from(timeout=5)
+        final = json.loads(await comm.receive_from(timeout=5))
+        await comm.disconnect()
+        return final
+
+    final = run(scenario())
+    assert final["type"] == "run.done" and final["output"] == "done"
+    assert final["usage"]["total_tokens"] == 3
+
+
+def test_other_teams_cannot_watch_a_run():
+    chat_run, _ = make_run()
+    _, outsider = team_with_admin()
+
+    async def scenario():
+        return await communicator(outsider, chat_run.pk).connect()
+
+    connected, code = run(scenario())
+    assert not connected and code == CLOSE_FORBIDDEN
