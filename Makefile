@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format install install-dev worker simulator clean
+.PHONY: run test lint format install install-dev worker beat simulator clean
 
 run: install ## Embedded default: migrate, seed the demo, serve on http://$(HOST):$(PORT)
 	export SITE_URL="$${SITE_URL:-http://$(HOST):$(PORT)}"; \
@@ -25,8 +25,16 @@ format: install-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+WORKER_CONCURRENCY ?= 100
+
 worker: install ## A Celery worker for both queues (needs REDIS_URL)
-	$(BIN)/celery -A portal worker -Q inference,default -P threads -c 50 -l info
+	$(BIN)/celery -A portal worker -Q inference,default -P threads -c $(WORKER_CONCURRENCY) -l info
+
+beat: install ## Periodic jobs: the stale-run sweeper (needs REDIS_URL)
+	$(BIN)/celery -A portal beat -l info
+
+simulator: install ## The OpenAI-compatible simulator on http://127.0.0.1:9100/v1
+	$(BIN)/python manage.py simulate_openai --port 9100 --tokens-per-second 30
 
 install: $(VENV)/.installed-run
 install-dev: $(VENV)/.installed-dev

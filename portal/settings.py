@@ -95,11 +95,16 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL", "")
 if not DATABASE_URL:
     (BASE_DIR / "var").mkdir(exist_ok=True)
-DATABASES = {
-    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)
-    if DATABASE_URL
-    else {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "var" / "portal.sqlite3"}
-}
+try:
+    DATABASES = {
+        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)
+        if DATABASE_URL
+        else {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "var" / "portal.sqlite3"}
+    }
+except (ValueError, dj_database_url.UnknownSchemeError) as error:
+    raise ImproperlyConfigured(
+        f"DATABASE_URL is not a database URL (postgres://user@host:5432/db): {error}"
+    ) from None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "")
