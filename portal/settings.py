@@ -99,7 +99,10 @@ try:
     DATABASES = {
         "default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)
         if DATABASE_URL
-        else {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "var" / "portal.sqlite3"}
+        else {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": env_str("SQLITE_PATH", str(BASE_DIR / "var" / "portal.sqlite3")),
+        }
     }
 except (ValueError, dj_database_url.UnknownSchemeError) as error:
     raise ImproperlyConfigured(

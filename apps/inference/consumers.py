@@ -11,7 +11,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from apps.inference.executor import final_message
 from apps.inference.models import ChatRun
-from apps.inference.relay import run_group
+from apps.inference.relay import partial_output, run_group
 from apps.teams.consumers import CLOSE_FORBIDDEN
 from apps.teams.permissions import Action, can
 
@@ -25,9 +25,10 @@ def _visible_run(user, run_id: int) -> ChatRun | None:
 
 
 @database_sync_to_async
-def _refreshed(run: ChatRun) -> ChatRun:
+def _snapshot(run: ChatRun) -> tuple[ChatRun, str]:
+    partial = partial_output(run.pk)
     run.refresh_from_db()
-    return run
+    return run, partial
 
 
 class RunStreamConsumer(AsyncWebsocketConsumer):
@@ -43,9 +44,11 @@ class RunStreamConsumer(AsyncWebsocketConsumer):
         self.group = run_group(run.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        run = await _refreshed(run)  # the run may have finished while we joined
+        # Joined first, snapshot second: nothing streamed in between is missed.
+        run, partial = await _snapshot(run)
+        output = run.output if run.is_finished else partial
         await self.send(
-            text_data=json.dumps({"type": "run.state", "status": run.status, "output": run.output})
+            text_data=json.dumps({"type": "run.state", "status": run.status, "output": output})
         )
         if run.is_finished:
             await self.send(text_data=json.dumps(final_message(run)))

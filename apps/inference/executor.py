@@ -347,5 +347,6 @@ def execute(run_id: int) -> str:
         if locked.claim_token != token or locked.status != RunStatus.RUNNING:
             return "lost-claim"
         _write_final(locked, outcome)
+    deltas.forget()  # the stored output is the truth now
     cache.delete(cancel_key(run.pk))
     return outcome.status

@@ -20,9 +20,11 @@ import time
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
+from django.core.cache import cache
 
 logger = logging.getLogger(__name__)
 SEND_TIMEOUT_SECONDS = 5
+PARTIAL_TTL_SECONDS = 3600
 
 
 def run_group(run_id: int) -> str:
@@ -66,14 +68,30 @@ def group_send(group: str, message: dict) -> None:
         logger.warning("could not relay to %s", group, exc_info=True)
 
 
+def partial_key(run_id: int) -> str:
+    return f"run-partial:{run_id}"
+
+
+def partial_output(run_id: int) -> str:
+    """What a running run has streamed so far, for viewers who join late."""
+    return cache.get(partial_key(run_id)) or ""
+
+
 class DeltaRelay:
-    """Collects a run's deltas and sends them in coalesced batches, in order."""
+    """Collects a run's deltas and sends them in coalesced batches, in order.
+
+    Each message carries the offset of its text in the whole output, and the
+    text sent so far is kept in the cache *before* the message goes out. A
+    viewer joins the group first and reads that snapshot second, so between
+    the two it misses nothing, and the offsets let it drop what it got twice.
+    """
 
     def __init__(self, run_id: int):
         self.run_id = run_id
         self.group = run_group(run_id)
         self.interval = settings.INFERENCE_RELAY_INTERVAL_MS / 1000
         self.pending: list[str] = []
+        self.sent_text = ""
         self.last_sent = 0.0
         self.sent_any = False
 
@@ -87,9 +105,18 @@ class DeltaRelay:
         if not self.pending:
             return
         text, self.pending = "".join(self.pending), []
-        group_send(self.group, {"type": "run.delta", "run_id": self.run_id, "delta": text})
+        offset = len(self.sent_text)
+        self.sent_text += text
+        cache.set(partial_key(self.run_id), self.sent_text, PARTIAL_TTL_SECONDS)
+        group_send(
+            self.group,
+            {"type": "run.delta", "run_id": self.run_id, "delta": text, "offset": offset},
+        )
         self.last_sent = now or time.monotonic()
         self.sent_any = True
+
+    def forget(self) -> None:
+        cache.delete(partial_key(self.run_id))
 
     def reset(self) -> None:
         """Forget unsent deltas of a failed attempt before a fallback starts over."""

@@ -14,8 +14,14 @@
       $("run-status").textContent = message.status;
       $("run-output").textContent = message.output || "";
     } else if (message.type === "run.delta") {
+      // Offsets let a late joiner drop text its snapshot already had.
+      const out = $("run-output");
+      const have = out.textContent.length;
+      const end = message.offset + message.delta.length;
       $("run-status").textContent = "running";
-      $("run-output").textContent += message.delta;
+      if (end > have && message.offset <= have) {
+        out.textContent += message.delta.slice(have - message.offset);
+      }
     } else if (message.type === "run.done") {
       finished = true;
       const u = message.usage || {};

@@ -85,3 +85,28 @@ def test_other_teams_cannot_watch_a_run():
 
     connected, code = run(scenario())
     assert not connected and code == CLOSE_FORBIDDEN
+
+
+def test_late_joiner_gets_what_was_streamed_so_far_then_offsets_continue():
+    from apps.inference.relay import DeltaRelay
+
+    chat_run, admin = make_run(status="running")
+    relay = DeltaRelay(chat_run.pk)
+    relay.push("Hello")  # the first delta goes out at once, before anyone watches
+
+    async def scenario():
+        from channels.db import database_sync_to_async
+
+        comm = communicator(admin, chat_run.pk)
+        await comm.connect()
+        state = json.loads(await comm.receive_from(timeout=5))
+        relay.pending.append(" world")
+        await database_sync_to_async(relay.flush)()
+        delta = json.loads(await comm.receive_from(timeout=5))
+        await comm.disconnect()
+        return state, delta
+
+    state, delta = run(scenario())
+    relay.forget()
+    assert state["output"] == "Hello"
+    assert (delta["offset"], delta["delta"]) == (5, " world")
