@@ -5,12 +5,14 @@ REDIS_URL and KAFKA_BOOTSTRAP_SERVERS at real PostgreSQL, Redis and a Tansu
 broker before pytest starts; these fixtures build on that.
 """
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,14 @@ def _fresh_cache():
     """Throttle counters and cached lookups must not leak between tests."""
     cache.clear()
     yield
+
+
+def run_async(coro):
+    """Run a coroutine on its own loop in a fresh thread. Playwright's sync API keeps
+    a loop running in the main thread once a browser test has run, and asyncio.run
+    or async_to_sync refuse to start there."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def free_port() -> int:

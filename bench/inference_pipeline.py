@@ -111,6 +111,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
     parser.add_argument(
+        "--settings",
+        default="portal.settings",
+        help="DJANGO_SETTINGS_MODULE for every process, e.g. a module that imports "
+        "portal.settings and changes one thing, to compare (default portal.settings)",
+    )
+    parser.add_argument(
         "--keep-logs", action="store_true", help="keep the subprocess logs even on success"
     )
     return parser.parse_args(argv)
@@ -121,7 +127,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def configure_environment(args: argparse.Namespace) -> None:
     """Before Django is imported: every process (this one and its children) gets this env."""
-    os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
+    os.environ["DJANGO_SETTINGS_MODULE"] = args.settings
     os.environ["DATABASE_URL"] = args.database_url
     os.environ["REDIS_URL"] = args.redis_url
     os.environ["CELERY_TASK_ALWAYS_EAGER"] = "false"
@@ -208,6 +214,10 @@ class Processes:
         self.started.append((name, proc, log))
         return proc, log_path
 
+    @property
+    def pids(self) -> dict[str, int]:
+        return {name: proc.pid for name, proc, _log in self.started}
+
     def stop_all(self) -> None:
         for _name, proc, _log in reversed(self.started):
             if proc.poll() is None:
@@ -220,6 +230,22 @@ class Processes:
                 proc.wait(timeout=10)
             log.close()
         self.started.clear()
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of one process (all its threads), from /proc (Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
+    snapshot = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    snapshot["bench client"] = time.process_time()
+    return {name: value for name, value in snapshot.items() if value is not None}
 
 
 def start_simulator(procs: Processes, args: argparse.Namespace) -> str:
@@ -249,7 +275,7 @@ def start_simulator(procs: Processes, args: argparse.Namespace) -> str:
 def start_web(procs: Processes) -> str:
     port = free_port()
     proc, log = procs.start(
-        "uvicorn",
+        "web",
         [
             str(BIN / "uvicorn"),
             "portal.asgi:application",
@@ -494,9 +520,12 @@ class Level:
     wall_s: float = 0.0
     direct_ms: list[float] = field(default_factory=list)
     load: list[float] = field(default_factory=list)
+    cpu_s: dict[str, float] = field(default_factory=dict)
 
 
-async def measure(args: argparse.Namespace, web_url: str, seed_: Seed, sim_url: str):
+async def measure(
+    args: argparse.Namespace, web_url: str, seed_: Seed, sim_url: str, pids: dict[str, int]
+) -> list[Level]:
     biggest = max(args.concurrency)
     client = Client(web_url, seed_, args.timeout, biggest)
     direct = DirectSimulator(sim_url, biggest)
@@ -518,10 +547,15 @@ async def measure(args: argparse.Namespace, web_url: str, seed_: Seed, sim_url: 
                 level.direct_ms += await direct.batch(n)
                 await asyncio.sleep(0.5)
                 level.load.append(os.getloadavg()[0])
+                cpu_before = cpu_snapshot(pids)
                 started = time.perf_counter()
                 batch = [Sample(n, r * n + i) for i in range(n)]
                 level.samples += await asyncio.gather(*(client.run(s) for s in batch))
                 level.wall_s += time.perf_counter() - started
+                for name, value in cpu_snapshot(pids).items():
+                    if name in cpu_before:
+                        spent = value - cpu_before[name]
+                        level.cpu_s[name] = level.cpu_s.get(name, 0.0) + spent
             errors = sum(1 for s in level.samples if s.error)
             print(f"N={n}: {len(level.samples)} runs in {level.wall_s:.2f}s, {errors} errors")
             levels.append(level)
@@ -643,7 +677,8 @@ def report(levels: list[Level], args, sim_ms: float, info: dict) -> None:
     print(
         f"simulator: ttft {args.sim_ttft_ms:g} ms + {args.sim_tokens} tokens at "
         f"{args.sim_tps:g} tok/s = {sim_ms:.1f} ms configured per run (ttft + (tokens-1)/tps); "
-        f"relay interval {info['relay_ms']} ms; DEBUG={info['debug']}; {os.cpu_count()} CPUs"
+        f"relay interval {info['relay_ms']} ms; DEBUG={info['debug']}; {os.cpu_count()} CPUs; "
+        f"settings {args.settings}"
     )
     print(
         f"targets: added p50 < {TARGET_ADDED_P50_MS:g} ms and added p99 < "
@@ -726,6 +761,22 @@ def report(levels: list[Level], args, sim_ms: float, info: dict) -> None:
         ],
         rows,
     )
+
+    print()
+    print(
+        "CPU per run during the batches (ms of CPU time per run, by process; PostgreSQL and "
+        "Redis not counted)\nand cores busy = that CPU / wall time:"
+    )
+    names = ["web", "worker", "simulator", "bench client"]
+    rows = []
+    for level in levels:
+        runs = len(level.samples) or 1
+        cells = [str(level.n)]
+        cells += [fmt(level.cpu_s[n] * 1000 / runs) if n in level.cpu_s else "-" for n in names]
+        total = sum(level.cpu_s.get(n, 0.0) for n in names)
+        cells += [fmt(total * 1000 / runs), fmt(total / level.wall_s, 2) if level.wall_s else "-"]
+        rows.append(cells)
+    print_table(["N", *names, "total", "cores busy"], rows)
 
     print()
     print("where the time on top of the simulator goes (p50 / p99 per stage, ms):")
@@ -826,7 +877,8 @@ def main(argv: list[str] | None = None) -> int:
 
         connection.close()  # no connection held idle while the batches run
         print(f"simulator {sim_url}, web {web_url}, worker -c {worker_c}, logs in {log_dir}")
-        levels = asyncio.run(measure(args, web_url, seed_, sim_url))
+        pids = procs.pids
+        levels = asyncio.run(measure(args, web_url, seed_, sim_url, pids))
         sim_ms = args.sim_ttft_ms + max(args.sim_tokens - 1, 0) * 1000 / args.sim_tps
         fill_stages(levels, sim_ms)
         peaks = {level.n: peak_concurrent_attempts(level) for level in levels}

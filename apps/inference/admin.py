@@ -11,7 +11,6 @@ from apps.core.errors import ServiceError
 from apps.inference import services
 from apps.inference.models import Backend, ChatRun, RunAttempt
 
-
 # The admin rebuilds the form's Meta.fields to include the extra fields below,
 # so the model fields handed to the service are named here once.
 MODEL_FIELDS = [

@@ -10,7 +10,7 @@ from apps.inference.models import ChatRun
 from apps.inference.relay import group_send, run_group
 from apps.inference.tests.factories import local_backend, team_with_admin
 from apps.teams.consumers import CLOSE_FORBIDDEN
-from apps.teams.tests.test_consumers import run
+from conftest import run_async as run
 from portal.routing import websocket_urlpatterns
 
 pytestmark = pytest.mark.django_db(transaction=True)

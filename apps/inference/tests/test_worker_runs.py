@@ -1,10 +1,10 @@
 """Runs end to end: a real Celery worker on Redis calls the simulator over HTTP
 with the official openai SDK; results are read back from PostgreSQL."""
 
+import asyncio
 import time
 
 import pytest
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
@@ -13,6 +13,7 @@ from apps.inference.models import ChatRun, RunAttempt, RunStatus
 from apps.inference.relay import run_group
 from apps.inference.tasks import execute_run
 from apps.inference.tests.factories import simulator_backend, team_with_admin
+from conftest import run_async
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 HELLO = [{"role": "user", "content": "Hello there"}]
@@ -59,21 +60,26 @@ def test_stream_is_relayed_to_the_runs_group(celery_worker, simulator):
     team, admin = team_with_admin()
     backend = simulator_backend(team, admin, simulator)
     layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
+    channel = run_async(layer.new_channel())
     with transaction.atomic():  # join the group before the commit hands the run to the worker
         run = create(team, admin, backend, parameters={"max_tokens": 10})
-        async_to_sync(layer.group_add)(run_group(run.pk), channel)
-    deltas, final = [], None
-    deadline = time.monotonic() + 30
-    while final is None and time.monotonic() < deadline:
-        message = async_to_sync(layer.receive)(channel)
-        if message["type"] == "run.delta":
-            deltas.append(message["delta"])
-        elif message["type"] == "run.done":
-            final = message
-    assert final is not None
+        run_async(layer.group_add(run_group(run.pk), channel))
+
+    async def collect():
+        deltas = []
+        while True:
+            message = await asyncio.wait_for(layer.receive(channel), 30)
+            if message["type"] == "run.delta":
+                deltas.append(message)
+            elif message["type"] == "run.done":
+                return deltas, message
+
+    deltas, final = run_async(collect())
     assert len(deltas) > 1, "tokens arrive in several messages, not one at the end"
-    assert "".join(deltas) == final["output"] == wait_finished(run.pk).output
+    assert [d["offset"] for d in deltas] == [
+        sum(len(d["delta"]) for d in deltas[:i]) for i in range(len(deltas))
+    ]
+    assert "".join(d["delta"] for d in deltas) == final["output"] == wait_finished(run.pk).output
     assert final["status"] == "succeeded"
     assert final["finish_reason"] == "length"
     assert final["usage"]["completion_tokens"] == 10

@@ -1,8 +1,5 @@
 """The team WebSocket over the real Redis channel layer."""
 
-import asyncio
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 from channels.db import database_sync_to_async
 from channels.routing import URLRouter
@@ -13,17 +10,11 @@ from apps.teams import services
 from apps.teams.consumers import CLOSE_FORBIDDEN
 from apps.teams.models import Role
 from apps.teams.tests.factories import TeamFactory, member_of
+from conftest import run_async as run
 from portal.routing import websocket_urlpatterns
 
 pytestmark = pytest.mark.django_db(transaction=True)
 app = URLRouter(websocket_urlpatterns)
-
-
-def run(coro):
-    """Run a scenario on its own loop in a fresh thread: the browser tests leave
-    Playwright's loop running in the main thread."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 def communicator(user, slug):
