@@ -281,3 +281,40 @@ def test_worker_killed_mid_stream_is_picked_up_again(celery_workers, simulator, 
     assert run.deliveries == 2
     assert run.output == "".join(textgen.reply_pieces(HELLO))
     assert RunAttempt.objects.filter(run=run).count() == 1, "the dead worker wrote nothing"
+
+
+def test_model_list_is_fetched_by_the_worker(celery_worker, simulator):
+    from apps.inference.models import Backend, BackendKind
+
+    team, admin = team_with_admin()
+    backend = services.backend_create(
+        team=team,
+        actor=admin,
+        kind=BackendKind.OPENAI_COMPATIBLE,
+        name="Fetch me",
+        base_url=simulator.base_url,
+    )
+    deadline = time.monotonic() + 20
+    while not Backend.objects.get(pk=backend.pk).model_ids:
+        assert time.monotonic() < deadline, "the worker never stored the model list"
+        time.sleep(0.1)
+    backend.refresh_from_db()
+    assert backend.model_ids == ["sim-large", "sim-small"]
+    assert backend.models_fetched_at is not None
+
+
+def test_failed_model_fetch_is_reported_not_raised(celery_worker, simulator):
+    from django.core.cache import cache
+
+    simulator.config.api_key = "needed"
+    team, admin = team_with_admin()
+    backend = simulator_backend(team, admin, simulator, api_key="wrong-key-0000")
+    services.backend_models_refresh_request(backend=backend, actor=admin)
+    key = services.models_error_key(backend.pk)
+    deadline = time.monotonic() + 20
+    while cache.get(key) is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert "401" in cache.get(key)
+    backend.refresh_from_db()
+    assert backend.model_ids == ["sim-large", "sim-small"], "the old list is kept"
