@@ -13,18 +13,7 @@ from apps.inference.models import Backend, ChatRun, RunAttempt
 
 # The admin rebuilds the form's Meta.fields to include the extra fields below,
 # so the model fields handed to the service are named here once.
-MODEL_FIELDS = [
-    "team",
-    "name",
-    "kind",
-    "base_url",
-    "azure_endpoint",
-    "azure_deployment",
-    "api_version",
-    "timeout_seconds",
-    "max_retries",
-    "enabled",
-]
+MODEL_FIELDS = ["team", "kind", *services.BACKEND_FIELDS]
 
 
 class BackendAdminForm(forms.ModelForm):

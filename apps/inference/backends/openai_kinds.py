@@ -16,23 +16,11 @@ import openai
 from apps.core.crypto import decrypt
 from apps.inference.backends.base import BackendError, CallResult, Cancelled, OnDelta, ShouldStop
 from apps.inference.models import Backend, BackendKind
+from apps.inference.validation import PARAMETERS
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
-# Only these request parameters are passed to backends; anything else is dropped.
-PASSTHROUGH_PARAMS = (
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "max_completion_tokens",
-    "stop",
-    "tools",
-    "tool_choice",
-    "user",
-    "seed",
-    "presence_penalty",
-    "frequency_penalty",
-    "response_format",
-)
+# Only the parameters a run may carry (validation.PARAMETERS) reach a backend.
+PASSTHROUGH_PARAMS = tuple(sorted(PARAMETERS))
 
 
 @functools.lru_cache(maxsize=256)
