@@ -473,7 +473,8 @@ class Client:
         except TimeoutError:
             sample.error = f"no run.done within {self.timeout:g}s"
         except Exception as exc:
-            sample.error = f"{type(exc).__name__}: {exc}"[:200]
+            elapsed = (time.perf_counter() - sample.t_start) * 1000
+            sample.error = f"{type(exc).__name__}: {exc} ({elapsed:.0f} ms after the POST)"[:200]
         return sample
 
 
@@ -536,6 +537,8 @@ async def measure(
         first = await client.run(Sample(0, 0))
         warm = await asyncio.gather(*(client.run(Sample(0, i + 1)) for i in range(args.warmup)))
         failed = [s.error for s in [first, *warm] if s.error]
+        if len(failed) == 1 + len(warm):
+            raise RuntimeError(f"every warm-up run failed; the first: {failed[0]}")
         if failed:
             print(f"warm-up errors ({len(failed)}): {failed[0]}")
         await direct.batch(min(10, biggest))
@@ -889,7 +892,8 @@ def main(argv: list[str] | None = None) -> int:
             "peaks": peaks,
         }
         report(levels, args, sim_ms, info)
-        ok = True
+        # Logs of a run with errors are kept: they say why.
+        ok = not any(s.error for level in levels for s in level.samples)
     except KeyboardInterrupt:
         print("\ninterrupted; stopping the subprocesses", file=sys.stderr)
         return 130

@@ -4,8 +4,10 @@ from ninja import NinjaAPI
 from ninja.security import django_auth
 
 from apps.assistants.api import router as assistants_router
+from apps.conversations.api import router as conversations_router
 from apps.core import api_errors
 from apps.inference.api import router as inference_router
+from apps.prompts.api import router as prompts_router
 from apps.teams.api import router as teams_router
 
 api = NinjaAPI(
@@ -21,3 +23,5 @@ api_errors.install(api)
 api.add_router("/teams", teams_router)
 api.add_router("/teams", assistants_router)
 api.add_router("/teams", inference_router)
+api.add_router("/teams", prompts_router)
+api.add_router("/teams", conversations_router)

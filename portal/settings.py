@@ -55,7 +55,9 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.teams",
     "apps.assistants",
+    "apps.prompts",
     "apps.inference",
+    "apps.conversations",
     "apps.dashboard",
 ]
 

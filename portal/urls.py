@@ -15,6 +15,8 @@ urlpatterns = [
     path("accounts/", include("apps.accounts.urls")),
     path("", include("apps.teams.urls")),
     path("", include("apps.assistants.urls")),
+    path("", include("apps.prompts.urls")),
     path("", include("apps.inference.urls")),
+    path("", include("apps.conversations.urls")),
     path("", include("apps.dashboard.urls")),
 ]

@@ -5,11 +5,6 @@ say plainly that they are not there yet instead of showing made-up data.
 """
 
 PLANNED_SECTIONS = {
-    "prompts": (
-        "Prompts",
-        "Versioned prompt templates with labels such as production and staging, diffs "
-        "between versions and per-version usage.",
-    ),
     "keys": (
         "API keys",
         "Scoped team API keys for the REST API and the OpenAI-compatible gateway, with "

@@ -324,6 +324,7 @@ def final_message(run: ChatRun) -> dict:
         "latency_ms": run.latency_ms,
         "ttft_ms": run.ttft_ms,
         "model": run.served_model or run.model,
+        "prompt_version": run.prompt_version.number if run.prompt_version_id else None,
         "error": run.error,
         "error_code": run.error_code,
     }

@@ -95,6 +95,13 @@ class ChatRun(models.Model):
     assistant = models.ForeignKey(
         Assistant, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
     )
+    prompt_version = models.ForeignKey(
+        "prompts.PromptVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="runs",
+    )
     backend = models.ForeignKey(Backend, on_delete=models.PROTECT, related_name="runs")
     model = models.CharField(max_length=200)
     messages = models.JSONField()

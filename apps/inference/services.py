@@ -238,6 +238,7 @@ def run_create(
     parameters=None,
     fallbacks=None,
     assistant=None,
+    prompt_version=None,
 ) -> ChatRun:
     """Record the request and hand it to a worker once the transaction commits."""
     require(actor, team, Action.USE)
@@ -249,6 +250,7 @@ def run_create(
         team=team,
         created_by=actor if getattr(actor, "is_authenticated", False) else None,
         assistant=assistant,
+        prompt_version=prompt_version,
         backend=backend,
         model=validation.clean_model(model),
         messages=validation.clean_messages(messages),

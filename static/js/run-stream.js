@@ -45,7 +45,7 @@
     socket.onmessage = (event) => render(JSON.parse(event.data));
     socket.onclose = () => {
       $("run-connection").textContent = finished ? "" : "· reconnecting…";
-      if (!finished) setTimeout(() => connect(Math.min(delay * 2, 5000)), delay);
+      if (!finished && document.body.contains(box)) setTimeout(() => connect(Math.min(delay * 2, 5000)), delay);
     };
   }
   connect(500);

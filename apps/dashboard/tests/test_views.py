@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 def test_planned_sections_say_so_plainly(client):
     team = TeamFactory()
     client.force_login(member_of(team, Role.VIEWER))
-    for section in ("prompts", "keys", "usage", "events"):
+    for section in ("keys", "usage", "events"):
         page = client.get(reverse("dashboard:planned", args=[team.slug, section]))
         assert page.status_code == 200
         assert "Not built yet" in page.content.decode()
@@ -61,10 +61,18 @@ def test_admin_lists_every_model_for_staff(admin_client):
 
 
 def test_staff_add_a_global_backend_in_the_admin_with_an_encrypted_key(admin_client):
-    response = admin_client.post("/admin/inference/backend/add/", {
-        "name": "Shared OpenAI", "kind": "openai", "api_key": "sk-admin-secret-0042",
-        "models_text": "gpt-4o-mini", "timeout_seconds": 60, "max_retries": 3, "enabled": "on",
-    })
+    response = admin_client.post(
+        "/admin/inference/backend/add/",
+        {
+            "name": "Shared OpenAI",
+            "kind": "openai",
+            "api_key": "sk-admin-secret-0042",
+            "models_text": "gpt-4o-mini",
+            "timeout_seconds": 60,
+            "max_retries": 3,
+            "enabled": "on",
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     backend = Backend.objects.get(name="Shared OpenAI")
     assert backend.is_global and backend.api_key_last4 == "0042"
@@ -74,9 +82,15 @@ def test_staff_add_a_global_backend_in_the_admin_with_an_encrypted_key(admin_cli
 
 
 def test_admin_form_shows_service_errors(admin_client):
-    response = admin_client.post("/admin/inference/backend/add/", {
-        "name": "No key", "kind": "openai", "timeout_seconds": 60, "max_retries": 3,
-    })
+    response = admin_client.post(
+        "/admin/inference/backend/add/",
+        {
+            "name": "No key",
+            "kind": "openai",
+            "timeout_seconds": 60,
+            "max_retries": 3,
+        },
+    )
     assert response.status_code == 200
     assert "needs an API key" in response.content.decode()
     assert not Backend.objects.exists()

@@ -32,7 +32,7 @@ def team_urls(team, membership_id=1, invitation_id=1):
         ("get", reverse("dashboard:team_home", args=[team.slug])),
         ("get", reverse("teams:settings", args=[team.slug])),
         ("get", reverse("assistants:list", args=[team.slug])),
-        ("get", reverse("dashboard:planned", args=[team.slug, "prompts"])),
+        ("get", reverse("dashboard:planned", args=[team.slug, "usage"])),
         ("post", reverse("teams:invite", args=[team.slug])),
         ("post", reverse("teams:member_role", args=[team.slug, membership_id])),
         ("post", reverse("teams:member_remove", args=[team.slug, membership_id])),

@@ -41,17 +41,20 @@ class Command(BaseCommand):
         if team is None:
             team = team_create(name=DEMO_TEAM, created_by=user)
         Membership.objects.filter(team=team, user=user).update(role=Role.OWNER)
+        backend = Backend.objects.filter(team=team, kind=BackendKind.LOCAL).first()
+        if backend is None:
+            backend = backend_create(
+                team=team, actor=user, kind=BackendKind.LOCAL, name="Local (development)"
+            )
         if not Assistant.objects.filter(team=team, slug="helpdesk").exists():
             assistant_create(
                 team=team,
                 actor=user,
                 name="Helpdesk",
                 description="Answers questions about the portal.",
+                backend=backend.pk,
+                model="local-echo",
                 instructions="You are a concise, friendly helpdesk assistant for the AI portal.",
-            )
-        if not Backend.objects.filter(team=team, kind=BackendKind.LOCAL).exists():
-            backend_create(
-                team=team, actor=user, kind=BackendKind.LOCAL, name="Local (development)"
             )
         if not quiet:
             self.stdout.write(
