@@ -1,0 +1,130 @@
+import pytest
+
+from apps.assistants.models import Assistant
+from apps.inference.tests.factories import local_backend, team_with_admin
+from apps.prompts import services as prompts
+from apps.teams.models import Role
+from apps.teams.tests.factories import member_of
+
+pytestmark = pytest.mark.django_db
+
+
+def post(client, url, body):
+    return client.post(url, body, content_type="application/json")
+
+
+@pytest.fixture
+def team_setup(client):
+    team, admin = team_with_admin()
+    backend = local_backend(team, admin)
+    client.force_login(admin)
+    return team, admin, backend
+
+
+def test_create_get_update_duplicate_delete(client, team_setup):
+    team, _admin, backend = team_setup
+    base = f"/api/v1/teams/{team.slug}/assistants"
+    created = post(
+        client,
+        base,
+        {
+            "name": "Support",
+            "backend": backend.pk,
+            "model": "local-echo",
+            "instructions": "Help.",
+            "temperature": 0.2,
+            "stop": ["END"],
+            "memory_messages": 6,
+        },
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["slug"] == "support" and created.json()["stop"] == ["END"]
+    patched = client.patch(f"{base}/support", {"temperature": 0.9}, content_type="application/json")
+    assert patched.json()["temperature"] == 0.9
+    copy = post(client, f"{base}/support/duplicate", {})
+    assert copy.status_code == 201 and copy.json()["slug"] == "support-copy"
+    assert [a["slug"] for a in client.get(base).json()] == ["support", "support-copy"]
+    assert client.delete(f"{base}/support-copy").json() == {"result": "deleted"}
+
+
+def test_label_and_pin_through_the_api(client, team_setup):
+    team, admin, backend = team_setup
+    prompt = prompts.prompt_create(team=team, actor=admin, name="Base", system="Hi")
+    prompts.label_move(
+        prompt=prompt, actor=admin, label="production", version=prompt.versions.get()
+    )
+    base = f"/api/v1/teams/{team.slug}/assistants"
+    by_label = post(
+        client,
+        base,
+        {
+            "name": "A",
+            "backend": backend.pk,
+            "model": "m",
+            "instructions_source": "label",
+            "prompt": "base",
+            "prompt_label": "production",
+        },
+    )
+    assert by_label.status_code == 201
+    pinned_missing = post(
+        client,
+        base,
+        {
+            "name": "B",
+            "backend": backend.pk,
+            "model": "m",
+            "instructions_source": "pinned",
+            "prompt": "base",
+            "prompt_version": 9,
+        },
+    )
+    assert pinned_missing.status_code == 404
+    assert pinned_missing.json()["error"]["param"] == "prompt_version"
+    assert Assistant.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "param"),
+    [
+        ({"name": "X", "backend": 99999, "model": "m"}, 404, "backend"),
+        ({"name": "X", "backend": "one", "model": "m"}, 422, "backend"),
+        ({"name": "X", "model": "m"}, 422, "backend"),
+        (
+            {"name": "X", "backend": "BACKEND", "model": "m", "instructions": "{{oops"},
+            400,
+            "instructions",
+        ),
+        ({"name": "X", "backend": "BACKEND", "model": "m", "top_p": 3}, 400, "top_p"),
+    ],
+)
+def test_bad_input(client, team_setup, body, status, param):
+    team, _admin, backend = team_setup
+    if body.get("backend") == "BACKEND":
+        body = {**body, "backend": backend.pk}
+    response = post(client, f"/api/v1/teams/{team.slug}/assistants", body)
+    assert response.status_code == status, response.content
+    assert response.json()["error"]["param"] == param
+    assert not Assistant.objects.exists()
+
+
+def test_isolation_and_roles(client, team_setup):
+    team, _admin, backend = team_setup
+    post(
+        client,
+        f"/api/v1/teams/{team.slug}/assistants",
+        {"name": "Mine", "backend": backend.pk, "model": "m"},
+    )
+    other_team, other_admin = team_with_admin()
+    client.force_login(other_admin)
+    assert client.get(f"/api/v1/teams/{team.slug}/assistants/mine").status_code == 404
+    assert client.get(f"/api/v1/teams/{other_team.slug}/assistants/mine").status_code == 404
+    client.force_login(member_of(team, Role.VIEWER))
+    assert client.get(f"/api/v1/teams/{team.slug}/assistants/mine").status_code == 200
+    response = client.patch(
+        f"/api/v1/teams/{team.slug}/assistants/mine",
+        {"name": "Hijack"},
+        content_type="application/json",
+    )
+    assert response.status_code == 403
+    assert Assistant.objects.get().name == "Mine"
