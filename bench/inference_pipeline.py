@@ -219,6 +219,8 @@ class Processes:
         return {name: proc.pid for name, proc, _log in self.started}
 
     def stop_all(self) -> None:
+        # A second Ctrl-C must not cut the clean-up short and leave processes behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         for _name, proc, _log in reversed(self.started):
             if proc.poll() is None:
                 proc.terminate()

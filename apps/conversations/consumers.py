@@ -86,23 +86,28 @@ class PlaygroundConsumer(AsyncWebsocketConsumer):
         except (PermissionDenied, Http404) as problem:
             await self.error(str(problem) or "Not allowed.")
 
-    async def watch(self, run_id: int) -> None:
-        """Join the run's group, then send what it streamed before we joined."""
+    async def join(self, run_id: int) -> None:
+        """Join before telling the client about the run: group messages wait until this
+        handler returns, so they reach the client after the announcement."""
         self.runs.add(run_id)
         await self.channel_layer.group_add(run_group(run_id), self.channel_name)
+
+    async def catch_up(self, run_id: int) -> None:
+        """Send what the run streamed, or its end, before we joined."""
         partial = await database_sync_to_async(partial_output)(run_id)
         if partial:
             await self.send_json(
                 {"type": "run.delta", "run_id": run_id, "delta": partial, "offset": 0}
             )
-        run = await database_sync_to_async(ChatRun.objects.select_related("prompt_version").get)(
-            pk=run_id
-        )
+        run = await database_sync_to_async(
+            ChatRun.objects.select_related("prompt_version").get
+        )(pk=run_id)
         if run.is_finished:  # done before we joined: its final message went to nobody
             await self.send_json(final_message(run))
 
     async def do_send(self, command: dict) -> None:
         turn = await database_sync_to_async(self._send)(command)
+        await self.join(turn.run.pk)
         await self.send_json(
             {
                 "type": "turn",
@@ -115,7 +120,7 @@ class PlaygroundConsumer(AsyncWebsocketConsumer):
                 "extra_variables": turn.extra_variables,
             }
         )
-        await self.watch(turn.run.pk)
+        await self.catch_up(turn.run.pk)
 
     def _send(self, command: dict):
         conversation_id = command.get("conversation")
@@ -152,6 +157,8 @@ class PlaygroundConsumer(AsyncWebsocketConsumer):
             versions=command.get("versions"),
             variables=command.get("variables"),
         )
+        for turn in turns:
+            await self.join(turn.run.pk)
         await self.send_json(
             {
                 "type": "compare",
@@ -162,7 +169,7 @@ class PlaygroundConsumer(AsyncWebsocketConsumer):
             }
         )
         for turn in turns:
-            await self.watch(turn.run.pk)
+            await self.catch_up(turn.run.pk)
 
     async def do_stop(self, command: dict) -> None:
         run_id = command.get("run")
