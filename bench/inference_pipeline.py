@@ -845,14 +845,21 @@ def report(levels: list[Level], args, sim_ms: float, info: dict) -> None:
 # --- main -----------------------------------------------------------------------------------
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
+def _terminate_as_interrupt(signum, frame):
+    """SIGTERM takes the Ctrl-C path (asyncio's handler while the batches run)."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     configure_environment(args)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Ctrl-C stops cleanly even when started with SIGINT ignored (`cmd &` in a script).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     log_dir = Path(tempfile.mkdtemp(prefix="portal-bench-"))
     procs = Processes(log_dir)
     ok = False

@@ -41,6 +41,13 @@
     if (!target) return;
     const u = message.usage || {};
     if (message.output) target.body.textContent = message.output;
+    (message.tool_calls || []).forEach((call) => {
+      // Executing tools is the caller's job; the playground shows what the model asked for.
+      const line = document.createElement("div");
+      line.className = "tool-call";
+      line.textContent = `tool call: ${call.function.name}(${call.function.arguments})`;
+      target.div.insertBefore(line, target.meta);
+    });
     const version = message.prompt_version ? ` · prompt v${message.prompt_version}` : "";
     const tokens = u.total_tokens == null ? "—" : `${u.total_tokens} tokens${u.estimated ? " (est.)" : ""}`;
     target.meta.textContent = `${message.model}${version} · ${tokens} · ${message.latency_ms ?? "—"} ms · cost —` +

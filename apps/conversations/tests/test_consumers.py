@@ -133,3 +133,53 @@ def test_continuing_someone_elses_conversation_is_refused(bot):
     )
     assert replies[0]["type"] == "error"
     assert not ChatRun.objects.exists()
+
+
+def test_stop_cancels_a_run_started_here(bot):
+    assistant, admin = bot
+
+    async def scenario():
+        comm = WebsocketCommunicator(app, f"/ws/playground/{assistant.pk}/")
+        comm.scope["user"] = admin
+        await comm.connect()
+        await comm.send_json_to({"action": "send", "conversation": None, "content": "Hello"})
+        turn = json.loads(await comm.receive_from(timeout=5))
+        await comm.send_json_to({"action": "stop", "run": turn["run_id"]})
+        done = json.loads(await comm.receive_from(timeout=5))
+        await comm.disconnect()
+        return turn, done
+
+    turn, done = run_async(scenario())
+    assert done["type"] == "run.done" and done["status"] == "cancelled"
+    assert ChatRun.objects.get(pk=turn["run_id"]).status == "cancelled"
+
+
+def test_compare_announces_one_run_per_version():
+    from apps.prompts import services as prompts
+
+    team, admin = team_with_admin()
+    backend = local_backend(team, admin)
+    prompt = prompts.prompt_create(team=team, actor=admin, name="P", system="One")
+    prompts.version_create(
+        prompt=prompt, actor=admin, system="Two", messages=[], parameters={}, commit_message="2"
+    )
+    prompts.label_move(
+        prompt=prompt, actor=admin, label="production", version=prompt.versions.get(number=1)
+    )
+    assistant = assistants.assistant_create(
+        team=team,
+        actor=admin,
+        name="Cmp",
+        backend=backend.pk,
+        model="local-echo",
+        instructions_source="label",
+        prompt="p",
+        prompt_label="production",
+    )
+    _, replies = talk(
+        admin, assistant, [{"action": "compare", "content": "Hi", "versions": [1, 2]}], replies=1
+    )
+    assert replies[0]["type"] == "compare"
+    assert [r["prompt_version"] for r in replies[0]["runs"]] == [1, 2]
+    runs = ChatRun.objects.filter(pk__in=[r["run_id"] for r in replies[0]["runs"]])
+    assert {r.messages[0]["content"] for r in runs} == {"One", "Two"}
