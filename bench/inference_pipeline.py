@@ -387,6 +387,7 @@ class Sample:
     error: str = ""
     stages: dict[str, float] = field(default_factory=dict)
     attempts: int = 0
+    db_status: str = ""  # the run's status in the database after the batches
 
 
 class Client:
@@ -601,6 +602,7 @@ def fill_stages(levels: list[Level], sim_ms: float) -> None:
         run = runs.get(run_id)
         tries = attempts.get(run_id, [])
         sample.attempts = len(tries)
+        sample.db_status = run.status if run is not None else "missing"
         if run is None or not tries or sample.wall_done is None or run.started_at is None:
             continue
         last = tries[-1]
@@ -814,6 +816,12 @@ def report(levels: list[Level], args, sim_ms: float, info: dict) -> None:
         print(f"errors ({len(errors)}), first few:")
         for s in errors[:5]:
             print(f"  N={s.n} run {s.run_id}: {s.error}")
+        states: dict[str, int] = {}
+        for s in errors:
+            key = s.db_status or "not created"
+            states[key] = states.get(key, 0) + 1
+        listed = ", ".join(f"{k} {v}" for k, v in sorted(states.items()))
+        print(f"  where those runs are in the database now: {listed}")
 
     print()
     by_n = {level.n: level for level in levels}
@@ -878,8 +886,9 @@ def main(argv: list[str] | None = None) -> int:
         worker_c = args.worker_concurrency or max(args.concurrency)
         if worker_c + 10 > max_connections:
             print(
-                f"note: PostgreSQL max_connections is {max_connections}; a worker with "
-                f"{worker_c} threads may hold one connection per thread"
+                f"note: PostgreSQL max_connections is {max_connections}: the worker holds one "
+                f"connection per running run (up to {worker_c}) and the web one per request in "
+                "flight, so runs may fail with 'too many clients'"
             )
         sim_url = start_simulator(procs, args)
         web_url = start_web(procs)

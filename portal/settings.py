@@ -110,6 +110,17 @@ except (ValueError, dj_database_url.UnknownSchemeError) as error:
     raise ImproperlyConfigured(
         f"DATABASE_URL is not a database URL (postgres://user@host:5432/db): {error}"
     ) from None
+# PostgreSQL connections come from a pool per process, bounded so that web and worker
+# processes together stay under the server's max_connections: a burst waits for a
+# free connection instead of failing with "too many clients".
+if DATABASES["default"]["ENGINE"].endswith("postgresql") and env_bool(
+    "DATABASE_POOL", default=True
+):
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env_int("DATABASE_POOL_MIN_SIZE", 1),
+        "max_size": env_int("DATABASE_POOL_MAX_SIZE", 20),
+        "timeout": env_int("DATABASE_POOL_TIMEOUT_SECONDS", 30),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "")
@@ -125,7 +136,12 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py 8 times sockets out after 5 s, the same as the layer's
+                # blocking read: an idle WebSocket would then crash and drop. Give the
+                # socket more time than the read (channels_redis#422).
+                "hosts": [
+                    {"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}
+                ],
                 "prefix": env_str("CHANNEL_LAYER_PREFIX", "asgi"),
             },
         }
@@ -165,6 +181,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 # (or failed after INFERENCE_MAX_DELIVERIES deliveries) by the sweeper.
 INFERENCE_STALE_SECONDS = env_int("INFERENCE_STALE_SECONDS", 60)
 INFERENCE_MAX_DELIVERIES = env_int("INFERENCE_MAX_DELIVERIES", 3)
+# A queued run whose message was handed to the broker this long ago is sent again.
+INFERENCE_QUEUED_RESEND_SECONDS = env_int("INFERENCE_QUEUED_RESEND_SECONDS", 300)
 INFERENCE_HEARTBEAT_SECONDS = env_int("INFERENCE_HEARTBEAT_SECONDS", 5)
 INFERENCE_RETRY_BASE_SECONDS = float(env_str("INFERENCE_RETRY_BASE_SECONDS", "0.5"))
 INFERENCE_RETRY_MAX_SECONDS = float(env_str("INFERENCE_RETRY_MAX_SECONDS", "20"))

@@ -186,7 +186,6 @@ def runs_create(request: HttpRequest, team_slug: str, payload: RunIn):
         parameters=payload.parameters,
         fallbacks=[f.dict() for f in payload.fallbacks or []],
     )
-    run.refresh_from_db()
     return Status(202, run_out(run))
 
 

@@ -23,7 +23,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.inference import relay, tokens
@@ -53,6 +53,14 @@ class Outcome:
     error: str = ""
     error_code: str = ""
     attempts: list[RunAttempt] = field(default_factory=list)
+
+
+def _release_connection() -> None:
+    """A stream can last minutes: give the database connection back to the pool (shared
+    by every stream of the process) while waiting on the backend. Not possible inside
+    a transaction, where the run executes eagerly in tests."""
+    if not connection.in_atomic_block:
+        connection.close()
 
 
 class LostClaim(Exception):
@@ -101,6 +109,7 @@ class _Watch:
             alive = ChatRun.objects.filter(
                 pk=self.run_id, claim_token=self.token, status=RunStatus.RUNNING
             ).update(heartbeat_at=timezone.now())
+            _release_connection()
             if not alive:
                 raise LostClaim()
         return self.cancelled
@@ -336,6 +345,7 @@ def execute(run_id: int) -> str:
     if claimed is None:
         return "skipped"
     run, token = claimed
+    _release_connection()
     watch = _Watch(run.pk, token)
     deltas = relay.DeltaRelay(run.pk)
     try:

@@ -286,11 +286,27 @@ def run_cancel(*, run: ChatRun, actor) -> ChatRun:
     return run
 
 
+def _resend_lost_queued() -> int:
+    """Hand queued runs to the queue again when their message seems lost (the broker
+    restarted, or a worker gave up on the database); claiming is idempotent, so a
+    duplicate message is harmless."""
+    before = timezone.now() - timedelta(seconds=settings.INFERENCE_QUEUED_RESEND_SECONDS)
+    lost = list(
+        ChatRun.objects.filter(status=RunStatus.QUEUED, enqueued_at__lt=before).values_list(
+            "pk", flat=True
+        )[:500]
+    )
+    for run_id in lost:
+        dispatch.enqueue_run(run_id)
+    return len(lost)
+
+
 def runs_sweep() -> dict:
     """Re-queue runs whose worker stopped sending heartbeats, or fail them after
-    ``INFERENCE_MAX_DELIVERIES``; a cancelled one is closed as cancelled."""
+    ``INFERENCE_MAX_DELIVERIES``; a cancelled one is closed as cancelled. Queued runs
+    waiting far too long are sent to the queue again."""
     stale_before = timezone.now() - timedelta(seconds=settings.INFERENCE_STALE_SECONDS)
-    counts = {"requeued": 0, "failed": 0, "cancelled": 0}
+    counts = {"requeued": 0, "failed": 0, "cancelled": 0, "resent": _resend_lost_queued()}
     stale_ids = list(
         ChatRun.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=stale_before).values_list(
             "pk", flat=True

@@ -7,11 +7,21 @@ whose workers use a thread pool sized for many concurrent streams.
 import logging
 
 from celery import shared_task
+from django.db import OperationalError
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    # The database refusing a connection must not leave the run queued forever.
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    retry_jitter=True,
+    max_retries=8,
+)
 def execute_run(run_id: int) -> str:
     from apps.inference.executor import execute
 

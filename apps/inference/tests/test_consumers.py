@@ -110,3 +110,28 @@ def test_late_joiner_gets_what_was_streamed_so_far_then_offsets_continue():
     relay.forget()
     assert state["output"] == "Hello"
     assert (delta["offset"], delta["delta"]) == (5, " world")
+
+
+def test_an_idle_socket_survives_past_the_layers_blocking_read():
+    """The Redis layer blocks 5 s per read; a socket timeout at or below that used to
+    crash the consumer and drop the browser's connection after 5 idle seconds."""
+    import asyncio
+
+    chat_run, admin = make_run(status="running")
+
+    async def scenario():
+        from channels.db import database_sync_to_async
+
+        comm = communicator(admin, chat_run.pk)
+        await comm.connect()
+        await comm.receive_from(timeout=5)
+        await asyncio.sleep(7)
+        await database_sync_to_async(group_send)(
+            run_group(chat_run.pk),
+            {"type": "run.delta", "run_id": chat_run.pk, "delta": "late", "offset": 0},
+        )
+        delta = json.loads(await comm.receive_from(timeout=5))
+        await comm.disconnect()
+        return delta
+
+    assert run(scenario())["delta"] == "late"

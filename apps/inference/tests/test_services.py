@@ -252,7 +252,7 @@ def test_sweeper_requeues_fails_or_cancels_stale_runs(settings):
     give_up = running(heartbeat_at=stale, deliveries=2)
     cancelled = running(heartbeat_at=stale, deliveries=1, cancel_requested_at=stale)
     alive = running(heartbeat_at=fresh, deliveries=1)
-    assert services.runs_sweep() == {"requeued": 1, "failed": 1, "cancelled": 1}
+    assert services.runs_sweep() == {"requeued": 1, "failed": 1, "cancelled": 1, "resent": 0}
     statuses = {r.pk: r.status for r in ChatRun.objects.all()}
     assert statuses == {
         requeue.pk: "queued",
@@ -261,3 +261,22 @@ def test_sweeper_requeues_fails_or_cancels_stale_runs(settings):
         alive.pk: "running",
     }
     assert "stopped responding" in ChatRun.objects.get(pk=give_up.pk).error
+
+
+def test_sweeper_resends_queued_runs_whose_message_seems_lost(settings, monkeypatch):
+    from apps.inference import dispatch
+
+    settings.INFERENCE_QUEUED_RESEND_SECONDS = 60
+    team, admin = team_with_admin()
+    backend = local_backend(team, admin)
+    old = timezone.now() - timedelta(seconds=120)
+    lost = ChatRun.objects.create(
+        team=team, backend=backend, model="m", messages=HELLO, enqueued_at=old
+    )
+    ChatRun.objects.create(
+        team=team, backend=backend, model="m", messages=HELLO, enqueued_at=timezone.now()
+    )
+    sent = []
+    monkeypatch.setattr(dispatch, "enqueue_run", sent.append)
+    assert services.runs_sweep()["resent"] == 1
+    assert sent == [lost.pk]

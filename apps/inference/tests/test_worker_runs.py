@@ -274,7 +274,7 @@ def test_worker_killed_mid_stream_is_picked_up_again(celery_workers, simulator, 
     first.kill()
     settings.INFERENCE_STALE_SECONDS = 2
     time.sleep(2.5)  # the dead worker's heartbeat goes stale
-    assert services.runs_sweep() == {"requeued": 1, "failed": 0, "cancelled": 0}
+    assert services.runs_sweep() == {"requeued": 1, "failed": 0, "cancelled": 0, "resent": 0}
     celery_workers()
     run = wait_finished(run.pk)
     assert run.status == RunStatus.SUCCEEDED
