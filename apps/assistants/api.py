@@ -7,8 +7,7 @@ from apps.assistants import services
 from apps.assistants.models import Assistant
 from apps.assistants.schemas import AssistantIn, AssistantOut, AssistantPatch, DuplicateIn
 from apps.assistants.selectors import assistant_for_team, assistants_for_team
-from apps.teams.permissions import Action, require
-from apps.teams.selectors import team_for_member
+from apps.teams.selectors import team_for_request
 
 router = Router(tags=["assistants"])
 
@@ -38,12 +37,6 @@ def assistant_out(a: Assistant) -> AssistantOut:
     )
 
 
-def _team(request, slug: str):
-    team = team_for_member(request.user, slug)
-    require(request.user, team, Action.VIEW)
-    return team
-
-
 @router.get(
     "/{team_slug}/assistants",
     response=list[AssistantOut],
@@ -51,7 +44,7 @@ def _team(request, slug: str):
     summary="Assistants of a team",
 )
 def assistants_list(request: HttpRequest, team_slug: str, archived: bool = False):
-    team = _team(request, team_slug)
+    team = team_for_request(request, team_slug)
     return [assistant_out(a) for a in assistants_for_team(team, include_archived=archived)]
 
 
@@ -64,7 +57,7 @@ def assistants_list(request: HttpRequest, team_slug: str, archived: bool = False
 def assistants_create(request: HttpRequest, team_slug: str, payload: AssistantIn):
     data = payload.dict()
     assistant = services.assistant_create(
-        team=_team(request, team_slug), actor=request.user, **data
+        team=team_for_request(request, team_slug), actor=request.user, **data
     )
     return Status(201, assistant_out(assistant))
 
@@ -76,7 +69,7 @@ def assistants_create(request: HttpRequest, team_slug: str, payload: AssistantIn
     summary="One assistant",
 )
 def assistants_get(request: HttpRequest, team_slug: str, slug: str):
-    return assistant_out(assistant_for_team(_team(request, team_slug), slug))
+    return assistant_out(assistant_for_team(team_for_request(request, team_slug), slug))
 
 
 @router.patch(
@@ -86,7 +79,7 @@ def assistants_get(request: HttpRequest, team_slug: str, slug: str):
     summary="Change an assistant",
 )
 def assistants_update(request: HttpRequest, team_slug: str, slug: str, payload: AssistantPatch):
-    assistant = assistant_for_team(_team(request, team_slug), slug)
+    assistant = assistant_for_team(team_for_request(request, team_slug), slug)
     updated = services.assistant_update(
         assistant=assistant, actor=request.user, **payload.dict(exclude_unset=True)
     )
@@ -100,7 +93,7 @@ def assistants_update(request: HttpRequest, team_slug: str, slug: str, payload: 
     summary="Copy an assistant",
 )
 def assistants_duplicate(request: HttpRequest, team_slug: str, slug: str, payload: DuplicateIn):
-    assistant = assistant_for_team(_team(request, team_slug), slug)
+    assistant = assistant_for_team(team_for_request(request, team_slug), slug)
     copy = services.assistant_duplicate(assistant=assistant, actor=request.user, name=payload.name)
     return Status(201, assistant_out(copy))
 
@@ -112,5 +105,5 @@ def assistants_duplicate(request: HttpRequest, team_slug: str, slug: str, payloa
     summary="Delete an assistant; one with history is archived instead",
 )
 def assistants_delete(request: HttpRequest, team_slug: str, slug: str):
-    assistant = assistant_for_team(_team(request, team_slug), slug)
+    assistant = assistant_for_team(team_for_request(request, team_slug), slug)
     return {"result": services.assistant_remove(assistant=assistant, actor=request.user)}

@@ -13,8 +13,7 @@ from apps.conversations.schemas import (
     MessageOut,
     TurnOut,
 )
-from apps.teams.permissions import Action, require
-from apps.teams.selectors import team_for_member
+from apps.teams.selectors import team_for_request
 
 router = Router(tags=["conversations"])
 
@@ -45,12 +44,6 @@ def message_out(m: Message) -> MessageOut:
     )
 
 
-def _team(request, slug: str):
-    team = team_for_member(request.user, slug)
-    require(request.user, team, Action.VIEW)
-    return team
-
-
 @router.get(
     "/{team_slug}/conversations",
     response=list[ConversationOut],
@@ -64,7 +57,7 @@ def conversations_list(
     assistant: str | None = None,
     limit: int = Query(50, ge=1, le=200),
 ):
-    team = _team(request, team_slug)
+    team = team_for_request(request, team_slug)
     bot = assistant_for_team(team, assistant) if assistant else None
     found = selectors.conversations_for(team, request.user, assistant=bot, search=q[:200])
     return [conversation_out(c) for c in found[:limit]]
@@ -77,7 +70,7 @@ def conversations_list(
     summary="Start a conversation",
 )
 def conversations_create(request: HttpRequest, team_slug: str, payload: ConversationIn):
-    assistant = assistant_for_team(_team(request, team_slug), payload.assistant)
+    assistant = assistant_for_team(team_for_request(request, team_slug), payload.assistant)
     conversation = services.conversation_start(
         assistant=assistant, actor=request.user, title=payload.title
     )
@@ -92,7 +85,9 @@ def conversations_create(request: HttpRequest, team_slug: str, payload: Conversa
 )
 def conversations_get(request: HttpRequest, team_slug: str, conversation_id: int):
     return conversation_out(
-        selectors.conversation_for(_team(request, team_slug), request.user, conversation_id)
+        selectors.conversation_for(
+            team_for_request(request, team_slug), request.user, conversation_id
+        )
     )
 
 
@@ -104,7 +99,7 @@ def conversations_get(request: HttpRequest, team_slug: str, conversation_id: int
 )
 def conversations_delete(request: HttpRequest, team_slug: str, conversation_id: int):
     conversation = selectors.conversation_for(
-        _team(request, team_slug), request.user, conversation_id
+        team_for_request(request, team_slug), request.user, conversation_id
     )
     services.conversation_delete(conversation=conversation, actor=request.user)
     return Status(204, None)
@@ -118,7 +113,7 @@ def conversations_delete(request: HttpRequest, team_slug: str, conversation_id: 
 )
 def messages_list(request: HttpRequest, team_slug: str, conversation_id: int):
     conversation = selectors.conversation_for(
-        _team(request, team_slug), request.user, conversation_id
+        team_for_request(request, team_slug), request.user, conversation_id
     )
     return [message_out(m) for m in selectors.messages_of(conversation)]
 
@@ -131,7 +126,7 @@ def messages_list(request: HttpRequest, team_slug: str, conversation_id: int):
 )
 def messages_send(request: HttpRequest, team_slug: str, conversation_id: int, payload: MessageIn):
     conversation = selectors.conversation_for(
-        _team(request, team_slug), request.user, conversation_id
+        team_for_request(request, team_slug), request.user, conversation_id
     )
     turn = services.message_send(
         conversation=conversation,

@@ -99,9 +99,9 @@ class PlaygroundConsumer(AsyncWebsocketConsumer):
             await self.send_json(
                 {"type": "run.delta", "run_id": run_id, "delta": partial, "offset": 0}
             )
-        run = await database_sync_to_async(
-            ChatRun.objects.select_related("prompt_version").get
-        )(pk=run_id)
+        run = await database_sync_to_async(ChatRun.objects.select_related("prompt_version").get)(
+            pk=run_id
+        )
         if run.is_finished:  # done before we joined: its final message went to nobody
             await self.send_json(final_message(run))
 

@@ -16,8 +16,7 @@ from apps.inference.schemas import (
     RunPage,
     UsageOut,
 )
-from apps.teams.permissions import Action, require
-from apps.teams.selectors import team_for_member
+from apps.teams.selectors import team_for_request
 
 router = Router(tags=["inference"])
 
@@ -95,12 +94,6 @@ def run_out(run: ChatRun, *, with_attempts: bool = False) -> RunOut:
     )
 
 
-def _team(request, slug: str, action: Action = Action.VIEW):
-    team = team_for_member(request.user, slug)
-    require(request.user, team, action)
-    return team
-
-
 @router.get(
     "/{team_slug}/backends",
     response=list[BackendOut],
@@ -108,7 +101,9 @@ def _team(request, slug: str, action: Action = Action.VIEW):
     summary="Backends this team may use (its own and global ones)",
 )
 def backends_list(request: HttpRequest, team_slug: str):
-    return [backend_out(b) for b in selectors.backends_for_team(_team(request, team_slug))]
+    return [
+        backend_out(b) for b in selectors.backends_for_team(team_for_request(request, team_slug))
+    ]
 
 
 @router.post(
@@ -118,7 +113,7 @@ def backends_list(request: HttpRequest, team_slug: str):
     summary="Add a backend; its models are fetched by a worker when not given",
 )
 def backends_create(request: HttpRequest, team_slug: str, payload: BackendIn):
-    team = _team(request, team_slug)
+    team = team_for_request(request, team_slug)
     data = payload.dict()
     backend = services.backend_create(team=team, actor=request.user, **data)
     return Status(201, backend_out(backend))
@@ -131,7 +126,7 @@ def backends_create(request: HttpRequest, team_slug: str, payload: BackendIn):
     summary="One backend (never its key)",
 )
 def backends_get(request: HttpRequest, team_slug: str, backend_id: int):
-    return backend_out(selectors.backend_for_team(_team(request, team_slug), backend_id))
+    return backend_out(selectors.backend_for_team(team_for_request(request, team_slug), backend_id))
 
 
 @router.patch(
@@ -141,7 +136,7 @@ def backends_get(request: HttpRequest, team_slug: str, backend_id: int):
     summary="Change a backend",
 )
 def backends_update(request: HttpRequest, team_slug: str, backend_id: int, payload: BackendPatch):
-    backend = selectors.backend_for_team(_team(request, team_slug), backend_id)
+    backend = selectors.backend_for_team(team_for_request(request, team_slug), backend_id)
     data = payload.dict(exclude_unset=True)
     return backend_out(services.backend_update(backend=backend, actor=request.user, **data))
 
@@ -153,7 +148,7 @@ def backends_update(request: HttpRequest, team_slug: str, backend_id: int, paylo
     summary="Delete a backend; one with runs is disabled instead",
 )
 def backends_delete(request: HttpRequest, team_slug: str, backend_id: int):
-    backend = selectors.backend_for_team(_team(request, team_slug), backend_id)
+    backend = selectors.backend_for_team(team_for_request(request, team_slug), backend_id)
     return {"result": services.backend_delete(backend=backend, actor=request.user)}
 
 
@@ -164,7 +159,7 @@ def backends_delete(request: HttpRequest, team_slug: str, backend_id: int):
     summary="Ask a worker to fetch the backend's model list",
 )
 def backends_models_refresh(request: HttpRequest, team_slug: str, backend_id: int):
-    backend = selectors.backend_for_team(_team(request, team_slug), backend_id)
+    backend = selectors.backend_for_team(team_for_request(request, team_slug), backend_id)
     services.backend_models_refresh_request(backend=backend, actor=request.user)
     return Status(202, {"result": "queued"})
 
@@ -176,7 +171,7 @@ def backends_models_refresh(request: HttpRequest, team_slug: str, backend_id: in
     summary="Queue a chat completion; a worker runs it",
 )
 def runs_create(request: HttpRequest, team_slug: str, payload: RunIn):
-    team = _team(request, team_slug)
+    team = team_for_request(request, team_slug)
     run = services.run_create(
         team=team,
         actor=request.user,
@@ -202,7 +197,7 @@ def runs_list(
     limit: int = Query(50, ge=1, le=200),
     offset: int = Query(0, ge=0),
 ):
-    runs = selectors.runs_for_team(_team(request, team_slug))
+    runs = selectors.runs_for_team(team_for_request(request, team_slug))
     if status:
         runs = runs.filter(status=status)
     page = list(runs.order_by("-created_at", "-pk")[offset : offset + limit + 1])
@@ -221,7 +216,7 @@ def runs_list(
     summary="One run with its attempts",
 )
 def runs_get(request: HttpRequest, team_slug: str, run_id: int):
-    run = selectors.run_for_team(_team(request, team_slug), run_id)
+    run = selectors.run_for_team(team_for_request(request, team_slug), run_id)
     return run_out(run, with_attempts=True)
 
 
@@ -232,7 +227,7 @@ def runs_get(request: HttpRequest, team_slug: str, run_id: int):
     summary="Stop a queued or running run",
 )
 def runs_cancel(request: HttpRequest, team_slug: str, run_id: int):
-    run = selectors.run_for_team(_team(request, team_slug), run_id)
+    run = selectors.run_for_team(team_for_request(request, team_slug), run_id)
     services.run_cancel(run=run, actor=request.user)
     run.refresh_from_db()
     return run_out(run)

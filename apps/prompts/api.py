@@ -29,8 +29,8 @@ from apps.prompts.schemas import (
     VersionIn,
     VersionOut,
 )
-from apps.teams.permissions import Action, require
-from apps.teams.selectors import team_for_member
+from apps.teams.permissions import Action
+from apps.teams.selectors import team_for_request
 
 router = Router(tags=["prompts"])
 
@@ -119,14 +119,8 @@ def move_out(move: LabelMove) -> LabelMoveOut:
     )
 
 
-def _team(request, team_slug: str, action: Action = Action.VIEW):
-    team = team_for_member(request.user, team_slug)
-    require(request.user, team, action)
-    return team
-
-
 def _prompt(request, team_slug: str, prompt_slug: str, action: Action = Action.VIEW) -> Prompt:
-    return selectors.prompt_for_team(_team(request, team_slug, action), prompt_slug)
+    return selectors.prompt_for_team(team_for_request(request, team_slug, action), prompt_slug)
 
 
 PROMPT = "/{team_slug}/prompts/{prompt_slug}"
@@ -139,7 +133,7 @@ PROMPT = "/{team_slug}/prompts/{prompt_slug}"
     summary="The team's prompts (archived ones with include_archived=true)",
 )
 def prompts_list(request: HttpRequest, team_slug: str, include_archived: bool = False):
-    team = _team(request, team_slug)
+    team = team_for_request(request, team_slug)
     prompts = selectors.prompts_for_team(team, include_archived=include_archived)
     return prompts_out(prompts.select_related("created_by"))
 
@@ -151,7 +145,7 @@ def prompts_list(request: HttpRequest, team_slug: str, include_archived: bool = 
     summary="Create a prompt with its version 1",
 )
 def prompts_create(request: HttpRequest, team_slug: str, payload: PromptIn):
-    team = _team(request, team_slug, Action.EDIT)
+    team = team_for_request(request, team_slug, Action.EDIT)
     data = payload.dict()
     if data["messages"] is not None:
         data["messages"] = [dict(m) for m in data["messages"]]

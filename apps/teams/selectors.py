@@ -42,3 +42,16 @@ def invitation_in_team(team: Team, invitation_id: int) -> Invitation:
     if invitation is None:
         raise Http404("No such invitation in this team.")
     return invitation
+
+
+def team_for_request(request, slug: str, action=None) -> Team:
+    """The team an API call names, if the caller belongs to it and may do ``action``.
+
+    One door for every router, so the way a caller is identified (session today,
+    API keys next) changes in one place.
+    """
+    from apps.teams.permissions import Action, require
+
+    team = team_for_member(request.user, slug)
+    require(request.user, team, action or Action.VIEW)
+    return team
