@@ -77,7 +77,7 @@ def claim(run_id: int) -> tuple[ChatRun, uuid.UUID] | None:
         if run.status == RunStatus.RUNNING and run.heartbeat_at and run.heartbeat_at > stale_before:
             return None
         if run.cancel_requested_at:
-            _write_final(run, Outcome(RunStatus.CANCELLED, CallResult(), None))
+            write_final(run, Outcome(RunStatus.CANCELLED, CallResult(), None))
             return None
         run.status = RunStatus.RUNNING
         run.claim_token = uuid.uuid4()
@@ -286,7 +286,7 @@ def _call_targets(
     )
 
 
-def _write_final(run: ChatRun, outcome: Outcome) -> None:
+def write_final(run: ChatRun, outcome: Outcome) -> None:
     """Store the outcome on the (locked) run and announce it after commit."""
     result = outcome.result
     now = timezone.now()
@@ -357,7 +357,7 @@ def execute(run_id: int) -> str:
         locked = ChatRun.objects.select_for_update().get(pk=run.pk)
         if locked.claim_token != token or locked.status != RunStatus.RUNNING:
             return "lost-claim"
-        _write_final(locked, outcome)
+        write_final(locked, outcome)
     deltas.forget()  # the stored output is the truth now
     cache.delete(cancel_key(run.pk))
     return outcome.status

@@ -269,7 +269,7 @@ def run_cancel(*, run: ChatRun, actor) -> ChatRun:
         raise Conflict(f"The run already {run.status}.", code="run_finished")
     run.cancel_requested_at = timezone.now()
     if run.status == RunStatus.QUEUED:
-        executor._write_final(
+        executor.write_final(
             run,
             executor.Outcome(
                 RunStatus.CANCELLED,
@@ -329,7 +329,7 @@ def runs_sweep() -> dict:
                     "Cancelled by the caller.",
                     "cancelled",
                 )
-                executor._write_final(run, outcome)
+                executor.write_final(run, outcome)
                 counts["cancelled"] += 1
             elif run.deliveries >= settings.INFERENCE_MAX_DELIVERIES:
                 outcome = executor.Outcome(
@@ -339,7 +339,7 @@ def runs_sweep() -> dict:
                     f"The worker stopped responding {run.deliveries} times; giving up.",
                     "worker_lost",
                 )
-                executor._write_final(run, outcome)
+                executor.write_final(run, outcome)
                 counts["failed"] += 1
             else:
                 run.status = RunStatus.QUEUED

@@ -120,7 +120,7 @@ def invitation_for_token(token: str) -> Invitation:
     return invitation
 
 
-_UNUSABLE = {
+UNUSABLE_REASONS = {
     "accepted": "This invitation has already been used.",
     "revoked": "This invitation was withdrawn by the team.",
     "expired": "This invitation has expired. Ask the team for a new one.",
@@ -132,7 +132,7 @@ def invitation_accept(*, token: str, user) -> Membership:
     invitation = invitation_for_token(token)
     invitation = Invitation.objects.select_for_update().select_related("team").get(pk=invitation.pk)
     if invitation.status != "pending":
-        raise Conflict(_UNUSABLE[invitation.status], code=f"invitation_{invitation.status}")
+        raise Conflict(UNUSABLE_REASONS[invitation.status], code=f"invitation_{invitation.status}")
     team = _lock_team(invitation.team)
     if Membership.objects.filter(team=team, user=user).exists():
         raise Conflict(f"You are already a member of {team.name}.", code="already_member")

@@ -153,7 +153,7 @@ def invitation_accept(request, token: str):
         )
     context = {"invitation": invitation, "token": token}
     if invitation.status != "pending":
-        context["error"] = services._UNUSABLE[invitation.status]
+        context["error"] = services.UNUSABLE_REASONS[invitation.status]
         return render(request, "teams/invitation.html", context, status=410)
     if request.method == "POST":
         if not request.user.is_authenticated:
