@@ -38,6 +38,8 @@ if PRODUCTION and not ENCRYPTION_KEYS:
     raise ImproperlyConfigured(
         "PORTAL_ENV=production needs ENCRYPTION_KEYS (one or more Fernet keys, comma-separated)."
     )
+# HMAC key for API key hashes; empty derives one from SECRET_KEY (HKDF, like crypto.py).
+API_KEY_HMAC_SECRET = env_str("API_KEY_HMAC_SECRET", "")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -58,6 +60,7 @@ INSTALLED_APPS = [
     "apps.prompts",
     "apps.inference",
     "apps.conversations",
+    "apps.keys",
     "apps.dashboard",
 ]
 

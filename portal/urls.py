@@ -18,5 +18,6 @@ urlpatterns = [
     path("", include("apps.prompts.urls")),
     path("", include("apps.inference.urls")),
     path("", include("apps.conversations.urls")),
+    path("", include("apps.keys.urls")),
     path("", include("apps.dashboard.urls")),
 ]

@@ -5,11 +5,6 @@ say plainly that they are not there yet instead of showing made-up data.
 """
 
 PLANNED_SECTIONS = {
-    "keys": (
-        "API keys",
-        "Scoped team API keys for the REST API and the OpenAI-compatible gateway, with "
-        "expiry, rotation and revocation.",
-    ),
     "usage": (
         "Usage",
         "Tokens, cost, latency and errors over time, budgets and rate limits per team and key.",

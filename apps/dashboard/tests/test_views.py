@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 def test_planned_sections_say_so_plainly(client):
     team = TeamFactory()
     client.force_login(member_of(team, Role.VIEWER))
-    for section in ("keys", "usage", "events"):
+    for section in ("usage", "events"):
         page = client.get(reverse("dashboard:planned", args=[team.slug, section]))
         assert page.status_code == 200
         assert "Not built yet" in page.content.decode()
@@ -56,7 +56,13 @@ def test_admin_lists_every_model_for_staff(admin_client):
         response = admin_client.get(f"/admin/{model}/")
         assert response.status_code == 200, model
         assert admin_client.get(f"/admin/{model}/add/").status_code == 200, model
-    for read_only in ("inference/chatrun", "inference/runattempt"):
+    for read_only in (
+        "inference/chatrun",
+        "inference/runattempt",
+        "keys/apikey",
+        "conversations/conversation",
+        "prompts/promptversion",
+    ):
         assert admin_client.get(f"/admin/{read_only}/").status_code == 200, read_only
 
 

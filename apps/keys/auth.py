@@ -1,0 +1,110 @@
+"""Who is calling with this API key, and what its scopes let it do.
+
+:func:`authenticate` looks a key up by its public id through a cache entry
+that lives one second, so a revocation made in another process wins within a
+second; :mod:`apps.keys.services` also deletes the entry at once. The raw key
+is never logged; only the public id is.
+"""
+
+import hmac
+import logging
+
+from django.core.cache import cache
+from django.utils import timezone
+
+from apps.keys import tokens
+from apps.keys.models import ApiKey, KeyStatus, Scope
+from apps.teams.permissions import Action
+
+logger = logging.getLogger(__name__)
+
+CACHE_TTL_SECONDS = 1
+LAST_USED_EVERY_SECONDS = 60
+_MISSING = "missing"
+
+SCOPE_ACTIONS: dict[str, frozenset[Action]] = {
+    Scope.READ: frozenset({Action.VIEW}),
+    Scope.CHAT: frozenset({Action.USE}),
+    Scope.WRITE: frozenset({Action.EDIT}),
+    Scope.ADMIN: frozenset(
+        {
+            Action.MANAGE_MEMBERS,
+            Action.MANAGE_KEYS,
+            Action.MANAGE_BACKENDS,
+            Action.MANAGE_QUOTAS,
+        }
+    ),
+}
+
+
+def cache_key(public_id: str) -> str:
+    return f"keys:apikey:{public_id}"
+
+
+def forget(public_id: str) -> None:
+    """Drop the cached lookup so the next request reads the database."""
+    cache.delete(cache_key(public_id))
+
+
+def _lookup(public_id: str) -> ApiKey | None:
+    entry = cache.get(cache_key(public_id))
+    if entry is None:
+        entry = ApiKey.objects.filter(public_id=public_id).first() or _MISSING
+        cache.set(cache_key(public_id), entry, CACHE_TTL_SECONDS)
+    return None if entry == _MISSING else entry
+
+
+def _secret_matches(key: ApiKey, secret: str, now) -> bool:
+    digest = tokens.hash_secret(secret)
+    if hmac.compare_digest(digest, key.secret_hash):
+        return True
+    in_grace = (
+        bool(key.previous_secret_hash)
+        and key.previous_valid_until is not None
+        and key.previous_valid_until > now
+    )
+    return in_grace and hmac.compare_digest(digest, key.previous_secret_hash)
+
+
+def _touch(key: ApiKey, now) -> None:
+    """Record use at most once a minute per key: ``cache.add`` is the guard."""
+    if cache.add(f"keys:apikey-used:{key.public_id}", 1, LAST_USED_EVERY_SECONDS):
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+
+
+def authenticate(raw: str) -> ApiKey | None:
+    """The active key this raw string belongs to, or None (malformed, unknown,
+    wrong secret, revoked, expired)."""
+    parsed = tokens.parse(raw)
+    if parsed is None:
+        return None
+    public_id, secret = parsed
+    key = _lookup(public_id)
+    if key is None:
+        return None
+    now = timezone.now()
+    if not _secret_matches(key, secret, now):
+        logger.info("api key rejected: wrong secret", extra={"key_public_id": public_id})
+        return None
+    if key.status != KeyStatus.ACTIVE:
+        logger.info("api key rejected: %s", key.status, extra={"key_public_id": public_id})
+        return None
+    _touch(key, now)
+    return key
+
+
+def scope_allows(key: ApiKey, action: Action) -> bool:
+    """Whether one of the key's scopes covers ``action``.
+
+    The mapping (scopes do not imply each other; grant several for more):
+
+    - ``read``  -> ``VIEW``
+    - ``chat``  -> ``USE``
+    - ``write`` -> ``EDIT``
+    - ``admin`` -> ``MANAGE_MEMBERS``, ``MANAGE_KEYS``, ``MANAGE_BACKENDS``, ``MANAGE_QUOTAS``
+
+    ``MANAGE_OWNERS`` and ``MANAGE_TEAM`` are never granted to a key. The key's
+    creator's role is not consulted here; the REST API wiring decides that.
+    """
+    return any(action in SCOPE_ACTIONS.get(scope, frozenset()) for scope in key.scopes)
