@@ -47,6 +47,8 @@ def test_prompt_versions_label_assistant_and_playground(page, celery_worker, sim
     page.get_by_label("Commit message").fill("First take")
     page.get_by_role("button", name="Create prompt").click()
     expect(page).to_have_url(re.compile(r"/prompts/greeter/$"))
+    # the boosted swap may land after the URL changes: wait for the detail page itself
+    expect(page.get_by_test_id("version-row")).to_have_count(1)
 
     page.get_by_label("System template").fill("You greet {{name}} warmly. Second take.")
     page.get_by_label("Commit message").fill("Warmer")

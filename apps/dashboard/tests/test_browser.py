@@ -16,7 +16,10 @@ def test_sign_up_create_a_team_and_see_the_dashboard(page):
     page.goto("/")
     expect(page).to_have_url("/accounts/login/?next=/")
     page.get_by_role("link", name="Create an account").click()
-    page.get_by_label("E-mail").fill("ada@example.com")
+    # hx-boost swaps the page in place: wait for the new one, or "E-mail" would still
+    # match the sign-in form's "E-mail address" field.
+    expect(page.get_by_role("heading", name="Create your account")).to_be_visible()
+    page.get_by_label("E-mail", exact=True).fill("ada@example.com")
     page.get_by_label("Your name").fill("Ada")
     page.get_by_label("Password", exact=True).fill("analytical-engine-1843")
     page.get_by_label("Password again").fill("analytical-engine-1843")
@@ -38,7 +41,7 @@ def test_sign_up_create_a_team_and_see_the_dashboard(page):
 
 def test_sign_up_with_a_weak_password_shows_why(page):
     page.goto("/accounts/signup/")
-    page.get_by_label("E-mail").fill("weak@example.com")
+    page.get_by_label("E-mail", exact=True).fill("weak@example.com")
     page.get_by_label("Password", exact=True).fill("12345")
     page.get_by_label("Password again").fill("12345")
     page.get_by_role("button", name="Sign up").click()
