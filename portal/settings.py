@@ -216,6 +216,9 @@ LOGIN_THROTTLE_MAX_FAILURES = env_int("LOGIN_THROTTLE_MAX_FAILURES", 5)
 LOGIN_THROTTLE_WINDOW_SECONDS = env_int("LOGIN_THROTTLE_WINDOW_SECONDS", 900)
 INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7)
 
+# Sessions are read from the cache (Redis when configured) and written through to the
+# database: one query fewer on every authenticated request and WebSocket connect.
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 SESSION_COOKIE_SECURE = PRODUCTION
 CSRF_COOKIE_SECURE = PRODUCTION
 SESSION_COOKIE_HTTPONLY = True
