@@ -21,11 +21,16 @@ class DecryptionError(Exception):
     """A stored secret can no longer be read (its key was removed)."""
 
 
-def _derived_key(secret: str) -> bytes:
-    raw = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"portal-secrets").derive(
+def derive_key(secret: str, *, purpose: bytes) -> bytes:
+    """32 bytes for one purpose from a longer secret, so one SECRET_KEY can seed
+    several keys without any of them revealing another."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(
         secret.encode()
     )
-    return base64.urlsafe_b64encode(raw)
+
+
+def _derived_key(secret: str) -> bytes:
+    return base64.urlsafe_b64encode(derive_key(secret, purpose=b"portal-secrets"))
 
 
 @functools.cache

@@ -16,9 +16,9 @@ import re
 import secrets
 import string
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
+
+from apps.core.crypto import derive_key
 
 PREFIX = "aip"
 PUBLIC_ID_LENGTH = 12
@@ -61,9 +61,7 @@ def parse(raw: str) -> tuple[str, str] | None:
 def _hmac_key_for(configured: str, secret_key: str) -> bytes:
     if configured:
         return configured.encode()
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"portal-api-keys").derive(
-        secret_key.encode()
-    )
+    return derive_key(secret_key, purpose=b"portal-api-keys")
 
 
 def hash_secret(secret: str) -> str:
