@@ -12,7 +12,7 @@ from django.utils.text import slugify
 from apps.assistants.models import Assistant, InstructionsSource
 from apps.core.errors import Conflict, NotFound, ServiceError
 from apps.inference import validation
-from apps.inference.selectors import backends_for_team
+from apps.inference.selectors import backend_available_to
 from apps.prompts import rendering
 from apps.prompts import selectors as prompt_selectors
 from apps.teams.models import Team
@@ -29,17 +29,6 @@ SETTINGS = (
     "memory_messages",
     "prompt_label",
 )
-
-
-def _backend(team: Team, backend_id, param: str):
-    backend = (
-        backends_for_team(team).filter(pk=backend_id).first()
-        if isinstance(backend_id, int)
-        else None
-    )
-    if backend is None:
-        raise NotFound(f"No backend {backend_id!r} in this team.", param=param)
-    return backend
 
 
 def _prompt(team: Team, slug):
@@ -59,11 +48,11 @@ def _apply(assistant: Assistant, data: dict) -> None:
     if "tools" in data and data["tools"] is not None:
         assistant.tools = data["tools"]
     if data.get("backend") is not None:
-        assistant.backend = _backend(team, data["backend"], "backend")
+        assistant.backend = backend_available_to(team, data["backend"], param="backend")
     if "fallbacks" in data and data["fallbacks"] is not None:
         assistant.fallbacks = validation.clean_fallbacks(data["fallbacks"])
         for i, fallback in enumerate(assistant.fallbacks):
-            _backend(team, fallback["backend"], f"fallbacks[{i}].backend")
+            backend_available_to(team, fallback["backend"], param=f"fallbacks[{i}].backend")
     if data.get("instructions_source") is not None:
         if data["instructions_source"] not in InstructionsSource.values:
             raise ServiceError(

@@ -11,7 +11,6 @@ import os
 
 from asgiref.sync import SyncToAsync, sync_to_async
 from django.conf import settings
-from django.utils import timezone
 
 _background_tasks: set = set()
 
@@ -24,10 +23,8 @@ def _server_loop():
 
 
 def enqueue_run(run_id: int) -> None:
-    from apps.inference.models import ChatRun
     from apps.inference.tasks import execute_run
 
-    ChatRun.objects.filter(pk=run_id).update(enqueued_at=timezone.now())
     if not settings.CELERY_TASK_ALWAYS_EAGER:
         execute_run.delay(run_id)
         return

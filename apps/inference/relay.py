@@ -117,7 +117,3 @@ class DeltaRelay:
 
     def forget(self) -> None:
         cache.delete(partial_key(self.run_id))
-
-    def reset(self) -> None:
-        """Forget unsent deltas of a failed attempt before a fallback starts over."""
-        self.pending = []

@@ -3,6 +3,7 @@
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
+from apps.core.errors import NotFound
 from apps.inference.models import Backend, ChatRun, RunAttempt
 from apps.teams.models import Team
 
@@ -19,6 +20,19 @@ def backend_for_team(team: Team, backend_id: int) -> Backend:
     backend = backends_for_team(team).filter(pk=backend_id).first()
     if backend is None:
         raise Http404("No such backend in this team.")
+    return backend
+
+
+def backend_available_to(team: Team, backend_id, *, param: str) -> Backend:
+    """A backend the team may use, for ids that come from callers (forms, API bodies):
+    anything else, including another team's id, is the same NotFound naming the field."""
+    backend = (
+        backends_for_team(team).filter(pk=backend_id).first()
+        if isinstance(backend_id, int)
+        else None
+    )
+    if backend is None:
+        raise NotFound(f"No backend {backend_id!r} in this team.", param=param)
     return backend
 
 

@@ -16,11 +16,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.core.crypto import encrypt, last4
-from apps.core.errors import Conflict, NotFound, ServiceError
+from apps.core.errors import Conflict, ServiceError
 from apps.inference import dispatch, executor, validation
 from apps.inference.backends import KINDS, BackendError, client_for
 from apps.inference.models import Backend, BackendKind, ChatRun, RunStatus
-from apps.inference.selectors import backends_for_team
+from apps.inference.selectors import backend_available_to
 from apps.teams.models import Team
 from apps.teams.permissions import Action, require
 
@@ -212,14 +212,8 @@ def models_error_key(backend_id: int) -> str:
 # --- Runs ----------------------------------------------------------------------
 
 
-def _available_backend(team: Team, backend_id, param: str) -> Backend:
-    backend = (
-        backends_for_team(team).filter(pk=backend_id).first()
-        if isinstance(backend_id, int)
-        else None
-    )
-    if backend is None:
-        raise NotFound(f"No backend {backend_id!r} in this team.", param=param)
+def _enabled_backend(team: Team, backend_id, param: str) -> Backend:
+    backend = backend_available_to(team, backend_id, param=param)
     if not backend.enabled:
         raise ServiceError(
             f"Backend {backend.name} is disabled.", param=param, code="backend_disabled"
@@ -242,10 +236,10 @@ def run_create(
 ) -> ChatRun:
     """Record the request and hand it to a worker once the transaction commits."""
     require(actor, team, Action.USE)
-    backend = _available_backend(team, backend_id, "backend")
+    backend = _enabled_backend(team, backend_id, "backend")
     cleaned_fallbacks = validation.clean_fallbacks(fallbacks)
     for i, fallback in enumerate(cleaned_fallbacks):
-        _available_backend(team, fallback["backend"], f"fallbacks[{i}].backend")
+        _enabled_backend(team, fallback["backend"], f"fallbacks[{i}].backend")
     run = ChatRun.objects.create(
         team=team,
         created_by=actor if getattr(actor, "is_authenticated", False) else None,
@@ -256,6 +250,7 @@ def run_create(
         messages=validation.clean_messages(messages),
         parameters=validation.clean_parameters(parameters),
         fallbacks=cleaned_fallbacks,
+        enqueued_at=timezone.now(),
     )
     transaction.on_commit(lambda: dispatch.enqueue_run(run.pk))
     return run
@@ -296,6 +291,7 @@ def _resend_lost_queued() -> int:
             "pk", flat=True
         )[:500]
     )
+    ChatRun.objects.filter(pk__in=lost).update(enqueued_at=timezone.now())
     for run_id in lost:
         dispatch.enqueue_run(run_id)
     return len(lost)
@@ -345,7 +341,8 @@ def runs_sweep() -> dict:
                 run.status = RunStatus.QUEUED
                 run.claim_token = None
                 run.heartbeat_at = None
-                run.save(update_fields=["status", "claim_token", "heartbeat_at"])
+                run.enqueued_at = timezone.now()
+                run.save(update_fields=["status", "claim_token", "heartbeat_at", "enqueued_at"])
                 transaction.on_commit(lambda run_id=run.pk: dispatch.enqueue_run(run_id))
                 counts["requeued"] += 1
     return counts

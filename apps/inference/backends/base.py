@@ -6,7 +6,7 @@ each client.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 
@@ -19,7 +19,6 @@ class CallResult:
     completion_tokens: int | None = None
     ttft_ms: int | None = None
     emitted: int = 0  # deltas handed to the caller; a retry after this would duplicate output
-    extra: dict = field(default_factory=dict)
 
     @property
     def usage_reported(self) -> bool:
