@@ -1,5 +1,6 @@
 """The one NinjaAPI, mounted at ``/api/v1``; each app contributes a router."""
 
+from django.conf import settings
 from ninja import NinjaAPI
 from ninja.security import django_auth
 
@@ -7,16 +8,25 @@ from apps.assistants.api import router as assistants_router
 from apps.conversations.api import router as conversations_router
 from apps.core import api_errors
 from apps.inference.api import router as inference_router
+from apps.keys.api import router as keys_router
+from apps.keys.api_auth import ApiKeyBearer
 from apps.prompts.api import router as prompts_router
 from apps.teams.api import router as teams_router
 
 api = NinjaAPI(
     title="AI developer portal API",
     version="1",
-    description="Manage teams, assistants, prompts and runs of the portal.",
+    description=(
+        "Manage teams, members, backends, assistants, prompts, conversations, runs and API "
+        "keys of the portal. Programs send a team API key as `Authorization: Bearer "
+        "aip_...`; the browser's session works on the same endpoints. Every error has the "
+        'body `{"error": {"type", "message", "param", "code"}}`. Lists take `limit` and '
+        "`offset` and answer `{items, count, next_offset}`."
+    ),
     urls_namespace="api-v1",
     docs_url="/docs",
-    auth=django_auth,
+    auth=[ApiKeyBearer(), django_auth],
+    servers=[{"url": settings.SITE_URL, "description": "This portal"}],
 )
 api_errors.install(api)
 
@@ -25,3 +35,4 @@ api.add_router("/teams", assistants_router)
 api.add_router("/teams", inference_router)
 api.add_router("/teams", prompts_router)
 api.add_router("/teams", conversations_router)
+api.add_router("/teams", keys_router)

@@ -16,7 +16,7 @@ from apps.inference.selectors import backend_available_to
 from apps.prompts import rendering
 from apps.prompts import selectors as prompt_selectors
 from apps.teams.models import Team
-from apps.teams.permissions import Action, require
+from apps.teams.permissions import Action, require, user_of
 
 SETTINGS = (
     "name",
@@ -120,7 +120,7 @@ def _unique_slug(team: Team, name: str, exclude: int | None = None) -> str:
 @transaction.atomic
 def assistant_create(*, team: Team, actor, name: str, **data) -> Assistant:
     require(actor, team, Action.EDIT)
-    assistant = Assistant(team=team, name=name, created_by=actor)
+    assistant = Assistant(team=team, name=name, created_by=user_of(actor))
     _apply(assistant, data)
     _validate(assistant)
     slug = slugify(assistant.name)[:60]
@@ -148,7 +148,7 @@ def assistant_duplicate(*, assistant: Assistant, actor, name: str | None = None)
     copy.pk = None
     copy.name = (name or f"{assistant.name} (copy)")[:100]
     copy.slug = _unique_slug(assistant.team, copy.name)
-    copy.created_by = actor
+    copy.created_by = user_of(actor)
     copy.archived_at = None
     copy.save()
     return copy

@@ -5,11 +5,15 @@ from django.http import Http404
 
 from apps.conversations.models import Conversation, Message
 from apps.teams.models import Team
+from apps.teams.permissions import api_key_of
 
 
 def conversations_for(team: Team, user, *, assistant=None, search: str = "") -> QuerySet:
-    """A user's conversations in a team, newest first, optionally matching text."""
-    queryset = Conversation.objects.filter(team=team, user=user).select_related("assistant")
+    """The conversations a user (or an API key) owns in a team, newest first,
+    optionally matching text."""
+    key = api_key_of(user)
+    owner = Q(api_key=key) if key is not None else Q(user=user, api_key__isnull=True)
+    queryset = Conversation.objects.filter(owner, team=team).select_related("assistant")
     if assistant is not None:
         queryset = queryset.filter(assistant=assistant)
     if search:

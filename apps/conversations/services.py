@@ -17,7 +17,7 @@ from apps.conversations.models import Conversation, Message
 from apps.core.errors import ServiceError
 from apps.inference import services as inference
 from apps.inference.models import ChatRun
-from apps.teams.permissions import Action, require
+from apps.teams.permissions import Action, api_key_of, require, require_use_of, user_of
 
 MAX_MESSAGE_CHARS = 100_000
 
@@ -53,9 +53,14 @@ def _usable(assistant: Assistant) -> None:
 @transaction.atomic
 def conversation_start(*, assistant: Assistant, actor, title: str = "") -> Conversation:
     require(actor, assistant.team, Action.USE)
+    require_use_of(actor, assistant=assistant)
     _usable(assistant)
     return Conversation.objects.create(
-        team=assistant.team, assistant=assistant, user=actor, title=title.strip()[:200]
+        team=assistant.team,
+        assistant=assistant,
+        user=user_of(actor),
+        api_key=api_key_of(actor),
+        title=title.strip()[:200],
     )
 
 
@@ -144,6 +149,8 @@ def compare_send(
 @transaction.atomic
 def conversation_delete(*, conversation: Conversation, actor) -> None:
     require(actor, conversation.team, Action.USE)
-    if conversation.user_id != actor.pk:
+    key = api_key_of(actor)
+    owned = conversation.api_key_id == key.pk if key else conversation.user_id == actor.pk
+    if not owned:
         raise ServiceError("Only its owner can delete a conversation.", code="forbidden")
     conversation.delete()

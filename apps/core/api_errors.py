@@ -58,9 +58,15 @@ def install(api: NinjaAPI) -> None:
         return error_response(api, request, 422, message, code="validation_error", param=param)
 
     @api.exception_handler(AuthenticationError)
-    def authentication_error(request, exc):
+    def authentication_error(request, exc: AuthenticationError):
+        # ninja's own has the bare message "Unauthorized"; a rejected key says why
+        message = exc.message if exc.message != "Unauthorized" else None
         return error_response(
-            api, request, 401, "Sign in or send a valid API key.", code="unauthenticated"
+            api,
+            request,
+            401,
+            message or "Sign in or send a valid API key.",
+            code="invalid_api_key" if message else "unauthenticated",
         )
 
     @api.exception_handler(PermissionDenied)

@@ -92,6 +92,17 @@ class ChatRun(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    api_key = models.ForeignKey(
+        "keys.ApiKey",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="runs",
+        help_text="The key that asked, when a program did rather than a signed-in user.",
+    )
+    end_user = models.CharField(
+        max_length=256, blank=True, help_text="The gateway caller's `user` field, as given."
+    )
     assistant = models.ForeignKey(
         Assistant, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
     )

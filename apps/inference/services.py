@@ -22,7 +22,7 @@ from apps.inference.backends import KINDS, BackendError, client_for
 from apps.inference.models import Backend, BackendKind, ChatRun, RunStatus
 from apps.inference.selectors import backend_available_to
 from apps.teams.models import Team
-from apps.teams.permissions import Action, require
+from apps.teams.permissions import Action, api_key_of, require, require_use_of, user_of
 
 BACKEND_FIELDS = (
     "name",
@@ -130,7 +130,7 @@ def backend_create(
     *, team: Team | None, actor, kind: str, name: str, api_key: str = "", models=None, **fields
 ) -> Backend:
     _require_backend_admin(actor, team)
-    backend = Backend(team=team, kind=kind, created_by=actor if actor.is_authenticated else None)
+    backend = Backend(team=team, kind=kind, created_by=user_of(actor))
     _apply(backend, {"name": name, **fields})
     _set_api_key(backend, api_key)
     backend.model_ids = _clean_models(models)
@@ -233,16 +233,20 @@ def run_create(
     fallbacks=None,
     assistant=None,
     prompt_version=None,
+    end_user: str = "",
 ) -> ChatRun:
     """Record the request and hand it to a worker once the transaction commits."""
     require(actor, team, Action.USE)
+    require_use_of(actor, assistant=assistant, model=None if assistant else model)
     backend = _enabled_backend(team, backend_id, "backend")
     cleaned_fallbacks = validation.clean_fallbacks(fallbacks)
     for i, fallback in enumerate(cleaned_fallbacks):
         _enabled_backend(team, fallback["backend"], f"fallbacks[{i}].backend")
     run = ChatRun.objects.create(
         team=team,
-        created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        created_by=user_of(actor),
+        api_key=api_key_of(actor),
+        end_user=validation.clean_end_user(end_user),
         assistant=assistant,
         prompt_version=prompt_version,
         backend=backend,

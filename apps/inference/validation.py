@@ -118,6 +118,15 @@ def clean_model(model) -> str:
     return model.strip()
 
 
+def clean_end_user(end_user) -> str:
+    """The caller's own id for its end user (OpenAI's ``user`` field), kept for audit."""
+    if end_user is None:
+        return ""
+    if not isinstance(end_user, str) or len(end_user) > 256:
+        _fail("user must be a string of at most 256 characters.", "user")
+    return end_user
+
+
 def clean_fallbacks(fallbacks) -> list[dict]:
     if fallbacks is None:
         return []

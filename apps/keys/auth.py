@@ -73,25 +73,42 @@ def _touch(key: ApiKey, now) -> None:
         key.last_used_at = now
 
 
-def authenticate(raw: str) -> ApiKey | None:
-    """The active key this raw string belongs to, or None (malformed, unknown,
-    wrong secret, revoked, expired)."""
+INVALID = "Incorrect API key provided."
+REASONS = {
+    KeyStatus.REVOKED: "This API key has been revoked.",
+    KeyStatus.EXPIRED: "This API key has expired.",
+}
+
+
+def check(raw: str) -> tuple[ApiKey | None, str]:
+    """``(key, "")`` for an active key, else ``(None, why)``.
+
+    The reason names revocation or expiry only once the secret matched, so it
+    tells a stranger nothing; a malformed, unknown, rotated-out key or one
+    from another deployment (another HMAC secret) is simply incorrect.
+    """
     parsed = tokens.parse(raw)
     if parsed is None:
-        return None
+        return None, INVALID
     public_id, secret = parsed
     key = _lookup(public_id)
     if key is None:
-        return None
+        return None, INVALID
     now = timezone.now()
     if not _secret_matches(key, secret, now):
         logger.info("api key rejected: wrong secret", extra={"key_public_id": public_id})
-        return None
+        return None, INVALID
     if key.status != KeyStatus.ACTIVE:
         logger.info("api key rejected: %s", key.status, extra={"key_public_id": public_id})
-        return None
+        return None, REASONS[key.status]
     _touch(key, now)
-    return key
+    return key, ""
+
+
+def authenticate(raw: str) -> ApiKey | None:
+    """The active key this raw string belongs to, or None (malformed, unknown,
+    wrong secret, revoked, expired)."""
+    return check(raw)[0]
 
 
 def scope_allows(key: ApiKey, action: Action) -> bool:

@@ -8,6 +8,7 @@ database holds its public id and an HMAC of the secret.
 import logging
 from datetime import datetime, timedelta
 
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -15,7 +16,7 @@ from apps.core.errors import Conflict, NotFound, ServiceError
 from apps.keys import auth, tokens
 from apps.keys.models import ApiKey, KeyPolicy, KeyStatus, Scope
 from apps.teams.models import Team
-from apps.teams.permissions import Action, require
+from apps.teams.permissions import Action, api_key_of, require, user_of
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,14 @@ def _require_key_admin(actor, team: Team) -> None:
 
 
 def _user_or_none(actor):
-    return actor if getattr(actor, "is_authenticated", False) else None
+    return user_of(actor)
+
+
+def _check_no_escalation(actor, scopes: list[str]) -> None:
+    """A key with the admin scope may issue keys, but none stronger than itself."""
+    key = api_key_of(actor)
+    if key is not None and not set(scopes) <= set(key.scopes):
+        raise PermissionDenied("An API key can't issue a key with scopes it does not have.")
 
 
 def _clean_name(name: str) -> str:
@@ -120,6 +128,7 @@ def key_create(
         expires_at=expires_at,
         created_by=_user_or_none(actor),
     )
+    _check_no_escalation(actor, key.scopes)
     _check_expiry(team, expires_at, now)
     if assistant is not None:
         if assistant.team_id != team.pk:

@@ -23,14 +23,14 @@ from apps.prompts.models import (
     label_validator,
 )
 from apps.teams.models import Team
-from apps.teams.permissions import Action, require
+from apps.teams.permissions import Action, require, user_of
 
 SLUG_MAX_LENGTH = 60
 COMMIT_MESSAGE_MAX_LENGTH = 500
 
 
 def _actor(actor):
-    return actor if getattr(actor, "is_authenticated", False) else None
+    return user_of(actor)
 
 
 def _clean_name(name) -> str:

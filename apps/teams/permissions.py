@@ -41,9 +41,26 @@ ROLE_ACTIONS: dict[str, frozenset[Action]] = {
 ROLE_RANK = {Role.VIEWER: 0, Role.MEMBER: 1, Role.ADMIN: 2, Role.OWNER: 3}
 
 
+def user_of(actor):
+    """The user account behind an actor, for ``created_by``-like columns.
+
+    None for an API key (see :func:`api_key_of`) and for anonymous callers.
+    """
+    if getattr(actor, "api_key", None) is not None:
+        return None
+    return actor if getattr(actor, "is_authenticated", False) else None
+
+
+def api_key_of(actor):
+    """The API key an actor stands for, or None for a signed-in user."""
+    return getattr(actor, "api_key", None)
+
+
 def role_in(user, team: Team) -> str | None:
-    """The user's role in the team, or None for a non-member (staff included)."""
+    """The user's role in the team, or None for a non-member (staff and API keys included)."""
     if user is None or not user.is_authenticated or not user.is_active:
+        return None
+    if api_key_of(user) is not None:
         return None
     cached = getattr(user, "_team_roles", None)
     if cached is None:
@@ -56,13 +73,42 @@ def role_in(user, team: Team) -> str | None:
 
 
 def can(user, team: Team, action: Action) -> bool:
+    """Whether ``user`` (a user, or an API key acting as one) may do ``action`` in ``team``.
+
+    A key's scopes decide for it, and only in its own team.
+    """
+    key_allows = getattr(user, "key_allows", None)
+    if key_allows is not None:
+        return key_allows(team, action)
     role = role_in(user, team)
     return role is not None and action in ROLE_ACTIONS[role]
 
 
 def require(user, team: Team, action: Action) -> None:
     if not can(user, team, action):
+        if api_key_of(user) is not None:
+            raise PermissionDenied(f"This API key's scopes do not allow this ({action}).")
         raise PermissionDenied(f"Your role in {team.name} does not allow this ({action}).")
+
+
+def require_use_of(actor, *, assistant=None, model: str | None = None) -> None:
+    """Refuse an API key that is bound to another assistant or not allowed this model.
+
+    Users are limited by their role alone; this adds the key's own allow-list.
+    """
+    may_use = getattr(actor, "may_use", None)
+    if may_use is not None:
+        reason = may_use(assistant=assistant, model=model)
+        if reason:
+            raise PermissionDenied(reason)
+
+
+def acting_role(actor, team: Team) -> str | None:
+    """The role to judge member changes by: the user's own, or for an API key
+    with the admin scope the admin role (keys never manage owners)."""
+    if api_key_of(actor) is not None:
+        return Role.ADMIN if can(actor, team, Action.MANAGE_MEMBERS) else None
+    return role_in(actor, team)
 
 
 def may_assign(actor_role: str, *, current_role: str | None, new_role: str) -> bool:

@@ -21,3 +21,21 @@ class MemberOut(Schema):
     display_name: str
     role: str
     joined_at: datetime
+
+
+class RoleIn(Schema):
+    role: str = Field(description="owner, admin, member or viewer.", examples=["member"])
+
+
+class InvitationIn(Schema):
+    role: str = Field("member", description="owner, admin, member or viewer.")
+    email: str = Field("", max_length=254, description="Optional: e-mail the link there.")
+
+
+class InvitationOut(Schema):
+    id: int
+    email: str
+    role: str
+    status: str
+    expires_at: datetime
+    url: str = Field(description="The link that joins the team; share it with the invitee.")

@@ -9,6 +9,9 @@ from apps.teams.models import Invitation, Membership, Team
 def teams_for_user(user) -> QuerySet[Team]:
     if not user.is_authenticated:
         return Team.objects.none()
+    key = getattr(user, "api_key", None)
+    if key is not None:  # an API key sees its own team only
+        return Team.objects.filter(pk=key.team_id)
     return Team.objects.filter(memberships__user=user).order_by("name")
 
 

@@ -16,7 +16,14 @@ from django.utils.text import slugify
 from apps.core.errors import Conflict, NotFound, ServiceError
 from apps.teams import realtime
 from apps.teams.models import Invitation, Membership, Role, Team
-from apps.teams.permissions import Action, forget_cached_roles, may_assign, require, role_in
+from apps.teams.permissions import (
+    Action,
+    acting_role,
+    forget_cached_roles,
+    may_assign,
+    require,
+    user_of,
+)
 
 _INVITE_SALT = "teams.invitation"
 RESERVED_SLUGS = {"new", "admin", "api", "static", "settings"}
@@ -89,7 +96,7 @@ def invitation_url(invitation: Invitation) -> str:
 def invitation_create(*, team: Team, actor, role: str, email: str = "") -> Invitation:
     require(actor, team, Action.MANAGE_MEMBERS)
     _check_role(role)
-    if not may_assign(role_in(actor, team), current_role=None, new_role=role):
+    if not may_assign(acting_role(actor, team), current_role=None, new_role=role):
         raise ServiceError("Only owners can invite owners.", code="forbidden_role", param="role")
     email = email.strip().lower()
     if email and Membership.objects.filter(team=team, user__email__iexact=email).exists():
@@ -98,7 +105,7 @@ def invitation_create(*, team: Team, actor, role: str, email: str = "") -> Invit
         team=team,
         email=email,
         role=role,
-        invited_by=actor,
+        invited_by=user_of(actor),
         expires_at=timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS),
     )
     if email:
@@ -167,7 +174,7 @@ def membership_change_role(*, membership: Membership, actor, role: str) -> Membe
     team = _lock_team(membership.team)
     require(actor, team, Action.MANAGE_MEMBERS)
     membership = Membership.objects.select_for_update().get(pk=membership.pk)
-    if not may_assign(role_in(actor, team), current_role=membership.role, new_role=role):
+    if not may_assign(acting_role(actor, team), current_role=membership.role, new_role=role):
         raise ServiceError("Only owners can grant or take the owner role.", code="forbidden_role")
     if membership.role == Role.OWNER and role != Role.OWNER and _owner_count(team) == 1:
         raise Conflict(
@@ -193,7 +200,9 @@ def membership_remove(*, membership: Membership, actor) -> None:
         return
     require(actor, team, Action.MANAGE_MEMBERS)
     membership = Membership.objects.select_for_update().get(pk=membership.pk)
-    if not may_assign(role_in(actor, team), current_role=membership.role, new_role=membership.role):
+    if not may_assign(
+        acting_role(actor, team), current_role=membership.role, new_role=membership.role
+    ):
         raise ServiceError("Only owners can remove an owner.", code="forbidden_role")
     if membership.role == Role.OWNER and _owner_count(team) == 1:
         raise Conflict("The last owner can't be removed.", code="last_owner")

@@ -1,0 +1,57 @@
+from datetime import datetime
+
+from ninja import Schema
+from pydantic import Field
+
+
+class KeyIn(Schema):
+    name: str = Field(max_length=100, examples=["CI pipeline"])
+    scopes: list[str] = Field(
+        description="Any of chat, read, write, admin.", examples=[["chat", "read"]]
+    )
+    expires_at: datetime | None = Field(
+        None, description="When the key stops working; the team's policy may require one."
+    )
+    assistant: str | None = Field(None, description="Slug of the one assistant the key may use.")
+    allowed_models: list[str] = Field(
+        default_factory=list, description="Assistant slugs and model ids; empty allows all."
+    )
+    requests_per_minute: int | None = Field(None, ge=1)
+    tokens_per_minute: int | None = Field(None, ge=1)
+
+
+class KeyOut(Schema):
+    id: str = Field(description="The public id; the key's secret is never returned.")
+    name: str
+    prefix: str = Field(examples=["aip_abcdefgh2345_"])
+    scopes: list[str]
+    status: str = Field(description="active, expired or revoked.")
+    assistant: str | None
+    allowed_models: list[str]
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
+    expires_at: datetime | None
+    created_by: str | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    previous_secret_valid_until: datetime | None
+
+
+class NewKeyOut(Schema):
+    key: KeyOut
+    secret: str = Field(description="The raw key, shown this once: store it now.")
+
+
+class RotateIn(Schema):
+    grace_seconds: int = Field(
+        0, ge=0, le=7 * 24 * 3600, description="How long the old secret keeps working."
+    )
+
+
+class PolicyIn(Schema):
+    max_lifetime_days: int | None = Field(None, ge=1, le=3650)
+
+
+class PolicyOut(Schema):
+    max_lifetime_days: int | None
