@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "apps.inference",
     "apps.conversations",
     "apps.keys",
+    "apps.gateway",
     "apps.dashboard",
 ]
 

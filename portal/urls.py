@@ -12,6 +12,7 @@ urlpatterns = [
     path("readyz", core_views.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
+    path("v1/", include("apps.gateway.urls")),
     path("accounts/", include("apps.accounts.urls")),
     path("", include("apps.teams.urls")),
     path("", include("apps.assistants.urls")),

@@ -1,0 +1,114 @@
+"""OpenAI's response bodies: ``chat.completion`` and ``chat.completion.chunk``.
+
+Field for field what the OpenAI API returns, so SDKs parse them unchanged. The
+id carries the run id (``chatcmpl-<run>``) so a caller can look the run up in
+the REST API.
+"""
+
+import json
+
+from apps.gateway.services import Started
+from apps.inference.models import ChatRun
+
+FINISH_REASONS = {"stop", "length", "tool_calls", "content_filter", "function_call"}
+
+
+def completion_id(started: Started) -> str:
+    return f"chatcmpl-{started.run.pk}"
+
+
+def finish_reason(run: ChatRun) -> str:
+    if run.tool_calls:
+        return "tool_calls"
+    return run.finish_reason if run.finish_reason in FINISH_REASONS else "stop"
+
+
+def usage(run: ChatRun) -> dict:
+    prompt = run.prompt_tokens or 0
+    completion = run.completion_tokens or 0
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": run.total_tokens or prompt + completion,
+    }
+
+
+def _tool_calls(run: ChatRun) -> list[dict]:
+    return [
+        {
+            "id": call.get("id") or f"call_{run.pk}_{i}",
+            "type": "function",
+            "function": {
+                "name": call.get("function", {}).get("name", ""),
+                "arguments": call.get("function", {}).get("arguments", ""),
+            },
+        }
+        for i, call in enumerate(run.tool_calls or [])
+    ]
+
+
+def completion(started: Started, run: ChatRun) -> dict:
+    message = {"role": "assistant", "content": run.output, "refusal": None}
+    if run.tool_calls:
+        message["tool_calls"] = _tool_calls(run)
+        message["content"] = run.output or None
+    return {
+        "id": completion_id(started),
+        "object": "chat.completion",
+        "created": started.created,
+        "model": started.model,
+        "choices": [
+            {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason(run)}
+        ],
+        "usage": usage(run),
+        "system_fingerprint": None,
+    }
+
+
+class ChunkWriter:
+    """The SSE lines of one streamed completion, in OpenAI's order and framing."""
+
+    def __init__(self, started: Started, *, include_usage: bool):
+        self.started = started
+        self.include_usage = include_usage
+
+    def _chunk(self, choices: list, **extra) -> str:
+        body = {
+            "id": completion_id(self.started),
+            "object": "chat.completion.chunk",
+            "created": self.started.created,
+            "model": self.started.model,
+            "system_fingerprint": None,
+            "choices": choices,
+        }
+        if self.include_usage:
+            body["usage"] = None
+        body.update(extra)
+        return f"data: {json.dumps(body, separators=(',', ':'))}\n\n"
+
+    def _delta(self, delta: dict, finish: str | None = None) -> str:
+        return self._chunk(
+            [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+        )
+
+    def first(self) -> str:
+        return self._delta({"role": "assistant", "content": "", "refusal": None})
+
+    def text(self, piece: str) -> str:
+        return self._delta({"content": piece})
+
+    def end(self, run: ChatRun) -> str:
+        """Tool calls (when any), the finish chunk, the usage chunk when asked, [DONE]."""
+        parts = []
+        for i, call in enumerate(_tool_calls(run)):
+            parts.append(self._delta({"tool_calls": [{"index": i, **call}]}))
+        parts.append(self._delta({}, finish_reason(run)))
+        if self.include_usage:
+            parts.append(self._chunk([], usage=usage(run)))
+        parts.append("data: [DONE]\n\n")
+        return "".join(parts)
+
+    @staticmethod
+    def error(error: dict) -> str:
+        """A failure after the stream began: OpenAI sends an error event and ends."""
+        return f"data: {json.dumps({'error': error}, separators=(',', ':'))}\n\n"

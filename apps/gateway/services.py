@@ -1,0 +1,135 @@
+"""What the gateway does with a request: name -> assistant or model, limits, a run.
+
+``model`` is first looked up as an assistant slug in the key's team (its
+instructions, parameters and fallbacks apply, the caller's parameters win);
+otherwise it is a raw model id served by one of the team's enabled backends
+(the team's own before global ones). Either way the answer comes from an
+ordinary run executed by the Celery worker, recorded with the key and the
+caller's ``user``.
+"""
+
+import time
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from apps.assistants import resolution
+from apps.assistants.models import Assistant
+from apps.assistants.selectors import assistants_for_team
+from apps.gateway.errors import GatewayError
+from apps.gateway.requests import ChatRequest
+from apps.inference import services as inference
+from apps.inference.models import Backend, ChatRun
+from apps.inference.selectors import backends_for_team
+from apps.keys import limits
+from apps.teams.permissions import Action, require, require_use_of
+
+
+@dataclass(frozen=True)
+class Started:
+    run: ChatRun
+    model: str  # the name the caller asked for, echoed in every answer
+    created: int
+
+
+def model_not_found(model: str) -> GatewayError:
+    return GatewayError(
+        404,
+        f"The model `{model}` does not exist or you do not have access to it.",
+        code="model_not_found",
+        param="model",
+    )
+
+
+def _assistant_named(team, name: str) -> Assistant | None:
+    return assistants_for_team(team).filter(slug=name).first()
+
+
+def _backend_serving(team, model: str) -> Backend | None:
+    return (
+        backends_for_team(team, include_disabled=False).filter(model_ids__contains=[model]).first()
+    )
+
+
+def _check_rate(actor) -> None:
+    retry_after = limits.take_request(actor.api_key)
+    if retry_after is not None:
+        raise GatewayError(
+            429,
+            f"Rate limit reached for this API key: {actor.api_key.requests_per_minute} requests "
+            f"per minute. Try again in {retry_after} s.",
+            code="rate_limit_exceeded",
+            retry_after=retry_after,
+        )
+
+
+def _assistant_run(actor, team, assistant: Assistant, chat: ChatRequest) -> ChatRun:
+    require_use_of(actor, assistant=assistant)
+    if assistant.backend_id is None:
+        raise GatewayError(400, "This assistant has no backend.", param="model")
+    resolved = resolution.resolve(assistant, variables=chat.variables)
+    return inference.run_create(
+        team=team,
+        actor=actor,
+        backend_id=assistant.backend_id,
+        model=assistant.model,
+        messages=[*resolved.messages, *chat.messages],
+        parameters={**resolved.parameters, **assistant.parameters(), **chat.parameters},
+        fallbacks=assistant.fallbacks,
+        assistant=assistant,
+        prompt_version=resolved.prompt_version,
+        end_user=chat.user,
+    )
+
+
+@transaction.atomic
+def chat_start(*, actor, chat: ChatRequest) -> Started:
+    team = actor.api_key.team
+    require(actor, team, Action.USE)
+    _check_rate(actor)
+    assistant = _assistant_named(team, chat.model)
+    if assistant is not None:
+        run = _assistant_run(actor, team, assistant, chat)
+    else:
+        backend = _backend_serving(team, chat.model)
+        if backend is None:
+            raise model_not_found(chat.model)
+        run = inference.run_create(
+            team=team,
+            actor=actor,
+            backend_id=backend.pk,
+            model=chat.model,
+            messages=chat.messages,
+            parameters=chat.parameters,
+            end_user=chat.user,
+        )
+    return Started(run=run, model=chat.model, created=int(time.time()))
+
+
+def _model_entry(name: str, created, owned_by: str) -> dict:
+    return {
+        "id": name,
+        "object": "model",
+        "created": int(created.timestamp()) if created else 0,
+        "owned_by": owned_by,
+    }
+
+
+def models_for(actor) -> list[dict]:
+    """The assistants and raw models this key may call, assistants first."""
+    key = actor.api_key
+    team = key.team
+    if not (actor.key_allows(team, Action.USE) or actor.key_allows(team, Action.VIEW)):
+        raise GatewayError(403, "This API key needs the chat or read scope.", code="scope")
+    entries = [
+        _model_entry(a.slug, a.created_at, team.slug)
+        for a in assistants_for_team(team).exclude(backend=None)
+        if not actor.may_use(assistant=a)
+    ]
+    seen = {e["id"] for e in entries}
+    for backend in backends_for_team(team, include_disabled=False):
+        for model in backend.model_ids or []:
+            if model not in seen and not actor.may_use(model=model):
+                seen.add(model)
+                entries.append(_model_entry(model, backend.created_at, backend.name))
+    return entries

@@ -1,0 +1,189 @@
+"""The OpenAI-compatible endpoints: ``POST /v1/chat/completions`` and ``GET /v1/models``.
+
+Async views: the synchronous part (key, body, limits, creating the run) runs in
+a worker thread, then the view awaits the run's channel group, so a waiting
+request or an open stream holds no thread. A streamed answer waits for the
+first sign of life before it sends the status line, so a run that fails at once
+still gets a real 5xx; one that fails later ends its stream with an error event,
+as OpenAI's does. A caller that goes away cancels its run.
+"""
+
+import contextlib
+import logging
+
+from channels.db import database_sync_to_async
+from django.core.exceptions import PermissionDenied
+from django.http import JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from apps.core.errors import Conflict
+from apps.gateway import responses, services
+from apps.gateway.errors import GatewayError, translate
+from apps.gateway.requests import parse_chat, read_json
+from apps.inference import services as inference
+from apps.inference.models import RunStatus
+from apps.inference.streaming import follow
+from apps.keys.api_auth import KeyRejected, actor_for_header
+
+logger = logging.getLogger(__name__)
+
+NO_KEY = (
+    "You didn't provide an API key. You need to provide your API key in an Authorization "
+    "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+)
+BACKEND_FAILURE_STATUS = {"timeout": 504, "rate_limited": 503, "bad_request": 400}
+
+
+def _authenticate_sync(request):
+    header = request.headers.get("Authorization")
+    if not header:
+        raise GatewayError(401, NO_KEY, code="missing_api_key")
+    try:
+        return actor_for_header(header)
+    except KeyRejected as exc:
+        raise GatewayError(401, exc.message, code="invalid_api_key") from None
+
+
+def _start_sync(request):
+    actor = _authenticate_sync(request)
+    chat = parse_chat(read_json(request))
+    try:
+        return actor, chat, services.chat_start(actor=actor, chat=chat)
+    except Exception as exc:
+        raise translate(exc) from None
+
+
+def _cancel_sync(actor, run) -> None:
+    with contextlib.suppress(Conflict, PermissionDenied):  # it finished meanwhile
+        inference.run_cancel(run=run, actor=actor)
+
+
+def _unexpected(exc: Exception) -> JsonResponse:
+    logger.exception("gateway error", exc_info=exc)
+    return GatewayError(
+        500,
+        "The server had an error while processing your request; the request id is in the "
+        "X-Request-ID header.",
+        code="internal_error",
+    ).response()
+
+
+def _failure(run) -> GatewayError:
+    """The error for a run the backends could not answer."""
+    status = BACKEND_FAILURE_STATUS.get(run.error_code, 502)
+    message = run.error or "The model backend failed."
+    return GatewayError(status, message, code=run.error_code or "backend_error")
+
+
+def _failed(run) -> bool:
+    return run.status == RunStatus.FAILED
+
+
+async def _finished(events):
+    async for event in events:
+        if event.kind == "done":
+            return event.run
+    raise RuntimeError("the run stream ended without a final state")  # pragma: no cover
+
+
+async def _chunks(writer: responses.ChunkWriter, first, events, actor, started):
+    finished = False
+    try:
+        yield writer.first()
+        event = first
+        while True:
+            if event.kind == "text":
+                yield writer.text(event.text)
+            elif event.kind == "quiet":
+                yield ": keep-alive\n\n"
+            else:
+                finished = True
+                run = event.run
+                if _failed(run):
+                    error = _failure(run)
+                    yield writer.error(error.response_body())
+                    yield "data: [DONE]\n\n"
+                else:
+                    yield writer.end(run)
+                return
+            event = await anext(events)
+    finally:
+        await events.aclose()
+        if not finished:
+            await database_sync_to_async(_cancel_sync)(actor, started.run)
+
+
+@csrf_exempt
+async def chat_completions(request):
+    if request.method != "POST":
+        return GatewayError(
+            405, "Use POST for chat completions.", code="method_not_allowed"
+        ).response()
+    try:
+        actor, chat, started = await database_sync_to_async(_start_sync)(request)
+    except GatewayError as exc:
+        return exc.response()
+    except Exception as exc:
+        return _unexpected(exc)
+    events = follow(started.run.pk)
+    try:
+        if not chat.stream:
+            run = await _finished(events)
+            if _failed(run):
+                return _failure(run).response()
+            response = JsonResponse(responses.completion(started, run))
+        else:
+            first = await anext(events)
+            if first.kind == "done" and _failed(first.run):
+                return _failure(first.run).response()
+            writer = responses.ChunkWriter(started, include_usage=chat.include_usage)
+            response = StreamingHttpResponse(
+                _chunks(writer, first, events, actor, started), content_type="text/event-stream"
+            )
+            response["Cache-Control"] = "no-cache"
+            response["X-Accel-Buffering"] = "no"
+    except BaseException:
+        await events.aclose()
+        await database_sync_to_async(_cancel_sync)(actor, started.run)
+        raise
+    response["X-Portal-Run-Id"] = str(started.run.pk)
+    return response
+
+
+def _models_sync(request) -> list[dict]:
+    actor = _authenticate_sync(request)
+    return services.models_for(actor)
+
+
+@csrf_exempt
+async def models_list(request):
+    if request.method != "GET":
+        return GatewayError(405, "Use GET to list models.", code="method_not_allowed").response()
+    try:
+        entries = await database_sync_to_async(_models_sync)(request)
+    except GatewayError as exc:
+        return exc.response()
+    except Exception as exc:
+        return _unexpected(exc)
+    return JsonResponse({"object": "list", "data": entries})
+
+
+@csrf_exempt
+async def models_get(request, model: str):
+    try:
+        entries = await database_sync_to_async(_models_sync)(request)
+    except GatewayError as exc:
+        return exc.response()
+    except Exception as exc:
+        return _unexpected(exc)
+    for entry in entries:
+        if entry["id"] == model:
+            return JsonResponse(entry)
+    return services.model_not_found(model).response()
+
+
+@csrf_exempt
+def not_found(request, rest: str = ""):
+    return GatewayError(
+        404, f"Unknown endpoint: {request.method} {request.path}", code="unknown_url"
+    ).response()

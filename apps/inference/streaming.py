@@ -1,0 +1,100 @@
+"""Following one run from async code: its text so far, each new piece, then the end.
+
+The REST API's server-sent events and the OpenAI-compatible gateway both read
+runs this way. :func:`follow` joins the run's channel group before it reads the
+snapshot (the partial text in the cache, or the finished row), the order the
+WebSocket consumer uses, so nothing streamed in between is lost; deltas carry
+offsets, so text already given is never given twice. When the layer is quiet
+for a while it re-reads the row, so a lost ``run.done`` can't hang a caller.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+
+from apps.inference.models import ChatRun
+from apps.inference.relay import partial_output, run_group
+
+QUIET_CHECK_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """``text``: new output; ``done``: the finished run; ``quiet``: nothing for a while."""
+
+    kind: str
+    text: str = ""
+    run: ChatRun | None = None
+
+
+def _load_sync(run_id: int) -> ChatRun:
+    return ChatRun.objects.select_related("prompt_version").get(pk=run_id)
+
+
+_load = database_sync_to_async(_load_sync)
+
+
+@database_sync_to_async
+def _snapshot(run_id: int) -> tuple[ChatRun, str]:
+    partial = partial_output(run_id)
+    return _load_sync(run_id), partial
+
+
+class _Text:
+    """How much of the output the caller has, so overlapping pieces are trimmed."""
+
+    def __init__(self):
+        self.sent = 0
+
+    def piece(self, offset: int, delta: str) -> str:
+        end = offset + len(delta)
+        if end <= self.sent or offset > self.sent:
+            return ""
+        text = delta[self.sent - offset :]
+        self.sent = end
+        return text
+
+    def rest_of(self, output: str) -> str:
+        return self.piece(0, output)
+
+
+async def follow(
+    run_id: int, *, quiet_seconds: float = QUIET_CHECK_SECONDS
+) -> AsyncIterator[RunEvent]:
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    group = run_group(run_id)
+    await layer.group_add(group, channel)
+    text = _Text()
+    try:
+        run, partial = await _snapshot(run_id)
+        if run.is_finished:
+            if rest := text.rest_of(run.output):
+                yield RunEvent("text", rest)
+            yield RunEvent("done", run=run)
+            return
+        if partial := text.rest_of(partial):
+            yield RunEvent("text", partial)
+        while True:
+            try:
+                message = await asyncio.wait_for(layer.receive(channel), quiet_seconds)
+            except TimeoutError:
+                run = await _load(run_id)
+                if not run.is_finished:
+                    yield RunEvent("quiet")
+                    continue
+                message = {"type": "run.done"}
+            if message.get("type") == "run.delta":
+                if piece := text.piece(message["offset"], message["delta"]):
+                    yield RunEvent("text", piece)
+            elif message.get("type") == "run.done":
+                run = await _load(run_id)
+                if rest := text.rest_of(run.output):
+                    yield RunEvent("text", rest)
+                yield RunEvent("done", run=run)
+                return
+    finally:
+        await layer.group_discard(group, channel)
