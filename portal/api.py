@@ -8,6 +8,7 @@ from apps.assistants.api import router as assistants_router
 from apps.conversations.api import router as conversations_router
 from apps.core import api_errors
 from apps.inference.api import router as inference_router
+from apps.inference.api_stream import router as run_stream_router
 from apps.keys.api import router as keys_router
 from apps.keys.api_auth import ApiKeyBearer
 from apps.prompts.api import router as prompts_router
@@ -36,3 +37,4 @@ api.add_router("/teams", inference_router)
 api.add_router("/teams", prompts_router)
 api.add_router("/teams", conversations_router)
 api.add_router("/teams", keys_router)
+api.add_router("/teams", run_stream_router)

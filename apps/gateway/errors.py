@@ -60,7 +60,13 @@ def translate(exc: Exception) -> GatewayError:
     if isinstance(exc, GatewayError):
         return exc
     if isinstance(exc, ServiceError):
-        return GatewayError(exc.status, exc.message, code=exc.code, param=exc.param)
+        return GatewayError(
+            exc.status,
+            exc.message,
+            code=exc.code,
+            param=exc.param,
+            retry_after=getattr(exc, "retry_after", None),
+        )
     if isinstance(exc, PermissionDenied):
         return GatewayError(403, str(exc) or "Not allowed.", code="permission_denied")
     if isinstance(exc, Http404):

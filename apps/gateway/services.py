@@ -51,18 +51,6 @@ def _backend_serving(team, model: str) -> Backend | None:
     )
 
 
-def _check_rate(actor) -> None:
-    retry_after = limits.take_request(actor.api_key)
-    if retry_after is not None:
-        raise GatewayError(
-            429,
-            f"Rate limit reached for this API key: {actor.api_key.requests_per_minute} requests "
-            f"per minute. Try again in {retry_after} s.",
-            code="rate_limit_exceeded",
-            retry_after=retry_after,
-        )
-
-
 def _assistant_run(actor, team, assistant: Assistant, chat: ChatRequest) -> ChatRun:
     require_use_of(actor, assistant=assistant)
     if assistant.backend_id is None:
@@ -86,7 +74,7 @@ def _assistant_run(actor, team, assistant: Assistant, chat: ChatRequest) -> Chat
 def chat_start(*, actor, chat: ChatRequest) -> Started:
     team = actor.api_key.team
     require(actor, team, Action.USE)
-    _check_rate(actor)
+    limits.require_request(actor.api_key)
     assistant = _assistant_named(team, chat.model)
     if assistant is not None:
         run = _assistant_run(actor, team, assistant, chat)

@@ -9,7 +9,7 @@ to a session cookie, so a program never acts as whoever is signed in.
 from ninja.errors import AuthenticationError
 from ninja.security import HttpBearer
 
-from apps.keys import auth
+from apps.keys import auth, limits
 from apps.keys.actor import KeyActor
 
 
@@ -40,6 +40,7 @@ class ApiKeyBearer(HttpBearer):
         if header is None:
             return None  # let session auth try
         actor = actor_for_header(header)
+        limits.require_request(actor.api_key)
         request.user = actor
         return actor
 

@@ -23,7 +23,9 @@ class KeyForm(forms.Form):
         queryset=None, required=False, empty_label="Any assistant", help_text="Bind to one."
     )
     allowed_models = forms.CharField(
-        required=False, max_length=5000, help_text="Comma-separated model ids; empty: any."
+        required=False,
+        max_length=5000,
+        help_text="Comma-separated assistant slugs and model ids; empty: any.",
     )
     requests_per_minute = forms.IntegerField(required=False, min_value=1)
     tokens_per_minute = forms.IntegerField(required=False, min_value=1)

@@ -9,6 +9,7 @@ import time
 
 from django.core.cache import cache
 
+from apps.core.errors import RateLimited
 from apps.keys.models import ApiKey
 
 WINDOW_SECONDS = 60
@@ -31,3 +32,14 @@ def take_request(key: ApiKey, now: float | None = None) -> int | None:
     if count <= limit:
         return None
     return max(1, int((window + 1) * WINDOW_SECONDS - now + 0.999))
+
+
+def require_request(key: ApiKey) -> None:
+    """Count one request or raise :class:`RateLimited` with the seconds to wait."""
+    retry_after = take_request(key)
+    if retry_after is not None:
+        raise RateLimited(
+            f"Rate limit reached for this API key: {key.requests_per_minute} requests per "
+            f"minute. Try again in {retry_after} s.",
+            retry_after=retry_after,
+        )

@@ -272,3 +272,24 @@ def test_revocation_and_rotation_grace_follow_the_clock(asgi_live_server, setup)
     with pytest.raises(openai.AuthenticationError) as caught:
         sdk(asgi_live_server, expiring).models.list()
     assert "expired" in caught.value.message
+
+
+def test_a_caller_that_hangs_up_cancels_its_run(asgi_live_server, celery_worker, setup, simulator):
+    team, admin, _backend, _bot = setup
+    simulator.config.tokens_per_second = 8
+    simulator.config.default_tokens = 80
+    _key, raw = make_key(team, admin, scopes=["chat"])
+    stream = sdk(asgi_live_server, raw).chat.completions.create(
+        model="helper", messages=HELLO, stream=True
+    )
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            break
+    stream.close()
+    run = ChatRun.objects.get(pk=int(chunk.id.removeprefix("chatcmpl-")))
+    deadline = time.monotonic() + 15
+    while not run.is_finished and time.monotonic() < deadline:
+        time.sleep(0.1)
+        run.refresh_from_db()
+    assert run.status == "cancelled"
+    assert run.cancel_requested_at is not None
