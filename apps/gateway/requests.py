@@ -11,21 +11,11 @@ from dataclasses import dataclass, field
 from django.core.exceptions import RequestDataTooBig
 
 from apps.gateway.errors import GatewayError
+from apps.inference import validation
 
-# Parameters handed to the backend as they are.
-PASSED_THROUGH = {
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "max_completion_tokens",
-    "stop",
-    "tools",
-    "tool_choice",
-    "seed",
-    "presence_penalty",
-    "frequency_penalty",
-    "response_format",
-}
+# Parameters handed to the backend as they are (checked by the shared run validation);
+# ``user`` is recorded on the run instead.
+PASSED_THROUGH = validation.PARAMETERS - {"user"}
 # Accepted for compatibility and not acted on.
 IGNORED = {"parallel_tool_calls", "store", "metadata", "service_tier", "logprobs"}
 OWN = {"model", "messages", "stream", "stream_options", "n", "user", "variables"}

@@ -6,7 +6,7 @@ app_name = "gateway"
 
 urlpatterns = [
     path("chat/completions", views.chat_completions, name="chat-completions"),
-    path("models", views.models_list, name="models"),
-    path("models/<path:model>", views.models_get, name="model"),
+    path("models", views.models, name="models"),
+    path("models/<path:model>", views.models, name="model"),
     re_path(r"^(?P<rest>.*)$", views.not_found),
 ]

@@ -150,36 +150,27 @@ async def chat_completions(request):
     return response
 
 
-def _models_sync(request) -> list[dict]:
-    actor = _authenticate_sync(request)
-    return services.models_for(actor)
-
-
-@csrf_exempt
-async def models_list(request):
+def _models_sync(request, model: str | None) -> dict:
     if request.method != "GET":
-        return GatewayError(405, "Use GET to list models.", code="method_not_allowed").response()
-    try:
-        entries = await database_sync_to_async(_models_sync)(request)
-    except GatewayError as exc:
-        return exc.response()
-    except Exception as exc:
-        return _unexpected(exc)
-    return JsonResponse({"object": "list", "data": entries})
-
-
-@csrf_exempt
-async def models_get(request, model: str):
-    try:
-        entries = await database_sync_to_async(_models_sync)(request)
-    except GatewayError as exc:
-        return exc.response()
-    except Exception as exc:
-        return _unexpected(exc)
+        raise GatewayError(405, "Use GET to read models.", code="method_not_allowed")
+    entries = services.models_for(_authenticate_sync(request))
+    if model is None:
+        return {"object": "list", "data": entries}
     for entry in entries:
         if entry["id"] == model:
-            return JsonResponse(entry)
-    return services.model_not_found(model).response()
+            return entry
+    raise services.model_not_found(model)
+
+
+@csrf_exempt
+async def models(request, model: str | None = None):
+    """``GET /v1/models`` and ``GET /v1/models/{model}``."""
+    try:
+        return JsonResponse(await database_sync_to_async(_models_sync)(request, model))
+    except GatewayError as exc:
+        return exc.response()
+    except Exception as exc:
+        return _unexpected(exc)
 
 
 @csrf_exempt
