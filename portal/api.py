@@ -21,13 +21,25 @@ api = NinjaAPI(
         "Manage teams, members, backends, assistants, prompts, conversations, runs and API "
         "keys of the portal. Programs send a team API key as `Authorization: Bearer "
         "aip_...`; the browser's session works on the same endpoints. Every error has the "
-        'body `{"error": {"type", "message", "param", "code"}}`. Lists take `limit` and '
-        "`offset` and answer `{items, count, next_offset}`."
+        'body `{"error": {"type", "message", "param", "code"}}`. Lists take `limit` '
+        "(default 50, at most 200) and `offset` and answer `{items, count, next_offset}`; "
+        "the main ones take `order` (a field, `-` first for descending) and filters."
     ),
     urls_namespace="api-v1",
     docs_url="/docs",
     auth=[ApiKeyBearer(), django_auth],
     servers=[{"url": settings.SITE_URL, "description": "This portal"}],
+    openapi_extra={
+        "tags": [
+            {"name": "teams", "description": "Teams, their members and invitations."},
+            {"name": "assistants", "description": "Chat assistants a team configures."},
+            {"name": "backends", "description": "Inference backends and their models."},
+            {"name": "runs", "description": "Chat completions a worker runs, and their output."},
+            {"name": "prompts", "description": "Versioned prompts, labels and rendering."},
+            {"name": "conversations", "description": "Your conversations with assistants."},
+            {"name": "keys", "description": "Team API keys and the key policy."},
+        ]
+    },
 )
 api_errors.install(api)
 

@@ -3,16 +3,21 @@
 from django.http import HttpRequest
 from ninja import Query, Router, Status
 
+from apps.assistants.api import assistant_param
 from apps.assistants.selectors import assistant_for_team
 from apps.conversations import selectors, services
 from apps.conversations.models import Conversation, Message
 from apps.conversations.schemas import (
+    CONVERSATIONS_ORDER,
     ConversationIn,
+    ConversationListQuery,
     ConversationOut,
     MessageIn,
     MessageOut,
     TurnOut,
 )
+from apps.core.api_errors import BODY_ERRORS, with_errors
+from apps.core.api_pagination import Rows, paginated
 from apps.teams.selectors import team_for_request
 
 router = Router(tags=["conversations"])
@@ -46,30 +51,28 @@ def message_out(m: Message) -> MessageOut:
 
 @router.get(
     "/{team_slug}/conversations",
-    response=list[ConversationOut],
+    response=with_errors(list[ConversationOut]),
     operation_id="conversations_list",
     summary="Your conversations, newest first",
 )
-def conversations_list(
-    request: HttpRequest,
-    team_slug: str,
-    q: str = "",
-    assistant: str | None = None,
-    limit: int = Query(50, ge=1, le=200),
-):
+@paginated
+def conversations_list(request: HttpRequest, team_slug: str, filters: Query[ConversationListQuery]):
+    """Only your own: a person's conversations, or those an API key started. An
+    unknown ``assistant`` is 404, not an empty list."""
     team = team_for_request(request, team_slug)
-    bot = assistant_for_team(team, assistant) if assistant else None
-    found = selectors.conversations_for(team, request.user, assistant=bot, search=q[:200])
-    return [conversation_out(c) for c in found[:limit]]
+    bot = assistant_param(team, filters.assistant) if filters.assistant else None
+    found = selectors.conversations_for(team, request.user, assistant=bot, search=filters.q[:200])
+    return Rows(CONVERSATIONS_ORDER.apply(found, filters.order), each=conversation_out)
 
 
 @router.post(
     "/{team_slug}/conversations",
-    response={201: ConversationOut},
+    response=with_errors({201: ConversationOut}, *BODY_ERRORS),
     operation_id="conversations_create",
     summary="Start a conversation",
 )
 def conversations_create(request: HttpRequest, team_slug: str, payload: ConversationIn):
+    """A conversation with one of the team's assistants; send messages to it next."""
     assistant = assistant_for_team(team_for_request(request, team_slug), payload.assistant)
     conversation = services.conversation_start(
         assistant=assistant, actor=request.user, title=payload.title
@@ -79,11 +82,12 @@ def conversations_create(request: HttpRequest, team_slug: str, payload: Conversa
 
 @router.get(
     "/{team_slug}/conversations/{conversation_id}",
-    response=ConversationOut,
+    response=with_errors(ConversationOut),
     operation_id="conversations_get",
     summary="One conversation",
 )
 def conversations_get(request: HttpRequest, team_slug: str, conversation_id: int):
+    """Someone else's conversation is 404."""
     return conversation_out(
         selectors.conversation_for(
             team_for_request(request, team_slug), request.user, conversation_id
@@ -93,11 +97,12 @@ def conversations_get(request: HttpRequest, team_slug: str, conversation_id: int
 
 @router.delete(
     "/{team_slug}/conversations/{conversation_id}",
-    response={204: None},
+    response=with_errors({204: None}),
     operation_id="conversations_delete",
     summary="Delete a conversation",
 )
 def conversations_delete(request: HttpRequest, team_slug: str, conversation_id: int):
+    """Its messages go with it; the runs that answered stay in the team's usage."""
     conversation = selectors.conversation_for(
         team_for_request(request, team_slug), request.user, conversation_id
     )
@@ -107,24 +112,29 @@ def conversations_delete(request: HttpRequest, team_slug: str, conversation_id: 
 
 @router.get(
     "/{team_slug}/conversations/{conversation_id}/messages",
-    response=list[MessageOut],
+    response=with_errors(list[MessageOut]),
     operation_id="messages_list",
     summary="Messages of a conversation, oldest first",
 )
+@paginated
 def messages_list(request: HttpRequest, team_slug: str, conversation_id: int):
+    """Assistant messages carry their run's status, model and usage."""
     conversation = selectors.conversation_for(
         team_for_request(request, team_slug), request.user, conversation_id
     )
-    return [message_out(m) for m in selectors.messages_of(conversation)]
+    return Rows(selectors.messages_of(conversation), each=message_out)
 
 
 @router.post(
     "/{team_slug}/conversations/{conversation_id}/messages",
-    response={202: TurnOut},
+    response=with_errors({202: TurnOut}, *BODY_ERRORS),
     operation_id="messages_send",
     summary="Send a message; the answer is a run a worker streams",
 )
 def messages_send(request: HttpRequest, team_slug: str, conversation_id: int, payload: MessageIn):
+    """Answers at once (202) with your message and the assistant's queued one; its
+    ``run_id`` is the run to follow. A variable the template needs but didn't get
+    is 400 naming it (``variables.<name>``)."""
     conversation = selectors.conversation_for(
         team_for_request(request, team_slug), request.user, conversation_id
     )

@@ -5,10 +5,11 @@ way, with the right status and never a stack trace.
 """
 
 import logging
+from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404
-from ninja import NinjaAPI
+from ninja import Field, NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from apps.core.errors import ServiceError
@@ -25,6 +26,47 @@ _TYPES = {
     422: "invalid_request_error",
     429: "rate_limit_error",
 }
+
+
+class ErrorDetail(Schema):
+    type: str = Field(
+        description="The kind of error; one per HTTP status.", examples=["invalid_request_error"]
+    )
+    message: str = Field(
+        description="What went wrong, for people; may change.",
+        examples=["limit: Input should be less than or equal to 200"],
+    )
+    param: str | None = Field(
+        description="The query parameter or body field at fault, when there is one.",
+        examples=["limit"],
+    )
+    code: str = Field(
+        description="A stable machine-readable reason.", examples=["validation_error"]
+    )
+
+
+class ErrorOut(Schema):
+    """The body of every error the API answers."""
+
+    error: ErrorDetail
+
+
+# What any operation under a team can answer: no or a bad key, a role or scope that
+# doesn't allow it, a team (or thing in it) that isn't there for you, bad parameters,
+# a key over its request rate.
+STANDARD_ERRORS = (401, 403, 404, 422, 429)
+# Operations that read a body add these: refused by a service, too large.
+BODY_ERRORS = (400, 413)
+
+
+def with_errors(response: Any, *statuses: int, base: tuple[int, ...] = STANDARD_ERRORS) -> dict:
+    """A ``response=`` for an operation: its success schema (a schema, or a dict of
+    status -> schema) plus ``ErrorOut`` for ``base`` and the extra ``statuses``, so the
+    OpenAPI document lists every error a client must handle."""
+    responses = dict(response) if isinstance(response, dict) else {200: response}
+    for status in sorted({*base, *statuses}):
+        responses.setdefault(status, ErrorOut)
+    return responses
 
 
 def error_response(api: NinjaAPI, request, status: int, message: str, *, code: str, param=None):
@@ -50,7 +92,13 @@ def _validation_message(errors: list[dict]) -> tuple[str, str | None]:
 def install(api: NinjaAPI) -> None:
     @api.exception_handler(ServiceError)
     def service_error(request, exc: ServiceError):
-        return error_response(api, request, exc.status, exc.message, code=exc.code, param=exc.param)
+        response = error_response(
+            api, request, exc.status, exc.message, code=exc.code, param=exc.param
+        )
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            response["Retry-After"] = str(retry_after)
+        return response
 
     @api.exception_handler(ValidationError)
     def validation_error(request, exc: ValidationError):

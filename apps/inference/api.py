@@ -1,24 +1,33 @@
 """Backends and runs over the REST API, under a team."""
 
+from django.db.models import F
 from django.http import HttpRequest
 from ninja import Query, Router, Status
 
+from apps.assistants.api import assistant_param
+from apps.core.api_errors import BODY_ERRORS, with_errors
+from apps.core.api_pagination import Rows, paginated
 from apps.inference import selectors, services
 from apps.inference.backends import KINDS
-from apps.inference.models import Backend, ChatRun, RunStatus
+from apps.inference.models import Backend, ChatRun
 from apps.inference.schemas import (
+    RUNS_ORDER,
     AttemptOut,
     BackendIn,
     BackendOut,
     BackendPatch,
+    QueuedOut,
+    RemovedOut,
     RunIn,
+    RunListQuery,
     RunOut,
-    RunPage,
     UsageOut,
 )
 from apps.teams.selectors import team_for_request
 
 router = Router(tags=["inference"])
+BACKENDS = ["backends"]
+RUNS = ["runs"]
 
 
 def backend_out(backend: Backend) -> BackendOut:
@@ -67,6 +76,7 @@ def run_out(run: ChatRun, *, with_attempts: bool = False) -> RunOut:
     return RunOut(
         id=run.pk,
         status=run.status,
+        assistant=run.assistant.slug if run.assistant_id else None,
         backend=run.backend_id,
         model=run.model,
         served_backend=run.served_backend_id,
@@ -96,23 +106,30 @@ def run_out(run: ChatRun, *, with_attempts: bool = False) -> RunOut:
 
 @router.get(
     "/{team_slug}/backends",
-    response=list[BackendOut],
+    response=with_errors(list[BackendOut]),
     operation_id="backends_list",
     summary="Backends this team may use (its own and global ones)",
+    tags=BACKENDS,
 )
+@paginated
 def backends_list(request: HttpRequest, team_slug: str):
-    return [
-        backend_out(b) for b in selectors.backends_for_team(team_for_request(request, team_slug))
-    ]
+    """The team's own backends, then the global ones every team may use, each by name.
+    Keys are never returned, only whether one is stored and its last four characters."""
+    backends = selectors.backends_for_team(team_for_request(request, team_slug))
+    ordered = backends.order_by(F("team_id").asc(nulls_last=True), "name", "pk")
+    return Rows(ordered, each=backend_out)
 
 
 @router.post(
     "/{team_slug}/backends",
-    response={201: BackendOut},
+    response=with_errors({201: BackendOut}, *BODY_ERRORS, 409),
     operation_id="backends_create",
     summary="Add a backend; its models are fetched by a worker when not given",
+    tags=BACKENDS,
 )
 def backends_create(request: HttpRequest, team_slug: str, payload: BackendIn):
+    """Needs the owner or admin role. The API key is stored encrypted and never
+    returned; a name the team already uses is 409."""
     team = team_for_request(request, team_slug)
     data = payload.dict()
     backend = services.backend_create(team=team, actor=request.user, **data)
@@ -121,21 +138,25 @@ def backends_create(request: HttpRequest, team_slug: str, payload: BackendIn):
 
 @router.get(
     "/{team_slug}/backends/{backend_id}",
-    response=BackendOut,
+    response=with_errors(BackendOut),
     operation_id="backends_get",
     summary="One backend (never its key)",
+    tags=BACKENDS,
 )
 def backends_get(request: HttpRequest, team_slug: str, backend_id: int):
+    """One of the team's backends or a global one; another team's is 404."""
     return backend_out(selectors.backend_for_team(team_for_request(request, team_slug), backend_id))
 
 
 @router.patch(
     "/{team_slug}/backends/{backend_id}",
-    response=BackendOut,
+    response=with_errors(BackendOut, *BODY_ERRORS, 409),
     operation_id="backends_update",
     summary="Change a backend",
+    tags=BACKENDS,
 )
 def backends_update(request: HttpRequest, team_slug: str, backend_id: int, payload: BackendPatch):
+    """Only the fields sent change; an empty ``api_key`` clears the stored key."""
     backend = selectors.backend_for_team(team_for_request(request, team_slug), backend_id)
     data = payload.dict(exclude_unset=True)
     return backend_out(services.backend_update(backend=backend, actor=request.user, **data))
@@ -143,22 +164,28 @@ def backends_update(request: HttpRequest, team_slug: str, backend_id: int, paylo
 
 @router.delete(
     "/{team_slug}/backends/{backend_id}",
-    response=dict,
+    response=with_errors(RemovedOut),
     operation_id="backends_delete",
     summary="Delete a backend; one with runs is disabled instead",
+    tags=BACKENDS,
 )
 def backends_delete(request: HttpRequest, team_slug: str, backend_id: int):
+    """Runs keep pointing at the backends they used, so one with runs is disabled
+    rather than deleted; the answer says which happened."""
     backend = selectors.backend_for_team(team_for_request(request, team_slug), backend_id)
     return {"result": services.backend_delete(backend=backend, actor=request.user)}
 
 
 @router.post(
     "/{team_slug}/backends/{backend_id}/models/refresh",
-    response={202: dict},
+    response=with_errors({202: QueuedOut}, 400),
     operation_id="backends_models_refresh",
     summary="Ask a worker to fetch the backend's model list",
+    tags=BACKENDS,
 )
 def backends_models_refresh(request: HttpRequest, team_slug: str, backend_id: int):
+    """A worker calls the backend's ``/v1/models``; read the backend again for the
+    result. Kinds that can't list their models answer 400."""
     backend = selectors.backend_for_team(team_for_request(request, team_slug), backend_id)
     services.backend_models_refresh_request(backend=backend, actor=request.user)
     return Status(202, {"result": "queued"})
@@ -166,11 +193,14 @@ def backends_models_refresh(request: HttpRequest, team_slug: str, backend_id: in
 
 @router.post(
     "/{team_slug}/runs",
-    response={202: RunOut},
+    response=with_errors({202: RunOut}, *BODY_ERRORS),
     operation_id="runs_create",
     summary="Queue a chat completion; a worker runs it",
+    tags=RUNS,
 )
 def runs_create(request: HttpRequest, team_slug: str, payload: RunIn):
+    """The run is recorded as queued and handed to a worker when this request
+    commits; poll it, or follow it live over the run's WebSocket."""
     team = team_for_request(request, team_slug)
     run = services.run_create(
         team=team,
@@ -186,47 +216,48 @@ def runs_create(request: HttpRequest, team_slug: str, payload: RunIn):
 
 @router.get(
     "/{team_slug}/runs",
-    response=RunPage,
+    response=with_errors(list[RunOut]),
     operation_id="runs_list",
     summary="Recent runs, newest first",
+    tags=RUNS,
 )
-def runs_list(
-    request: HttpRequest,
-    team_slug: str,
-    status: RunStatus | None = None,
-    limit: int = Query(50, ge=1, le=200),
-    offset: int = Query(0, ge=0),
-):
-    runs = selectors.runs_for_team(team_for_request(request, team_slug))
-    if status:
-        runs = runs.filter(status=status)
-    page = list(runs.order_by("-created_at", "-pk")[offset : offset + limit + 1])
-    return RunPage(
-        items=[run_out(r) for r in page[:limit]],
-        limit=limit,
-        offset=offset,
-        has_more=len(page) > limit,
-    )
+@paginated
+def runs_list(request: HttpRequest, team_slug: str, filters: Query[RunListQuery]):
+    """The team's runs, without their attempts (read one run for those). An unknown
+    ``assistant`` is 404, not an empty list."""
+    team = team_for_request(request, team_slug)
+    runs = selectors.runs_for_team(team).select_related("assistant")
+    if filters.status:
+        runs = runs.filter(status=filters.status)
+    if filters.assistant:
+        runs = runs.filter(assistant=assistant_param(team, filters.assistant))
+    if filters.model:
+        runs = runs.filter(model=filters.model)
+    return Rows(RUNS_ORDER.apply(runs, filters.order), each=run_out)
 
 
 @router.get(
     "/{team_slug}/runs/{run_id}",
-    response=RunOut,
+    response=with_errors(RunOut),
     operation_id="runs_get",
     summary="One run with its attempts",
+    tags=RUNS,
 )
 def runs_get(request: HttpRequest, team_slug: str, run_id: int):
+    """Every call made to a backend for this run (retries and fallbacks) is an attempt."""
     run = selectors.run_for_team(team_for_request(request, team_slug), run_id)
     return run_out(run, with_attempts=True)
 
 
 @router.post(
     "/{team_slug}/runs/{run_id}/cancel",
-    response=RunOut,
+    response=with_errors(RunOut, 409),
     operation_id="runs_cancel",
     summary="Stop a queued or running run",
+    tags=RUNS,
 )
 def runs_cancel(request: HttpRequest, team_slug: str, run_id: int):
+    """A finished run can't be cancelled (409, code ``run_finished``)."""
     run = selectors.run_for_team(team_for_request(request, team_slug), run_id)
     services.run_cancel(run=run, actor=request.user)
     run.refresh_from_db()

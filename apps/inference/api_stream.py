@@ -11,6 +11,7 @@ import json
 from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Router
 
+from apps.core.api_errors import with_errors
 from apps.inference import selectors
 from apps.inference.executor import final_message
 from apps.inference.streaming import follow
@@ -48,6 +49,7 @@ async def run_event_stream(run_id: int):
 
 @router.get(
     "/{team_slug}/runs/{run_id}/stream",
+    response=with_errors({}),
     operation_id="runs_stream",
     summary="Follow a run as server-sent events",
     description=(

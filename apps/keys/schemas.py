@@ -1,7 +1,25 @@
 from datetime import datetime
+from typing import Literal
 
 from ninja import Schema
 from pydantic import Field
+
+from apps.core.api_pagination import Ordering
+
+KEYS_ORDER = Ordering(
+    "-created_at",
+    created_at="created_at",
+    name="name",
+    last_used_at="last_used_at",
+    expires_at="expires_at",
+)
+
+
+class KeyListQuery(Schema):
+    status: Literal["active", "expired", "revoked"] | None = Field(
+        None, description="Only keys in this state."
+    )
+    order: KEYS_ORDER.type = KEYS_ORDER.field("Newest first by default.")
 
 
 class KeyIn(Schema):
@@ -16,8 +34,18 @@ class KeyIn(Schema):
     allowed_models: list[str] = Field(
         default_factory=list, description="Assistant slugs and model ids; empty allows all."
     )
-    requests_per_minute: int | None = Field(None, ge=1)
-    tokens_per_minute: int | None = Field(None, ge=1)
+    requests_per_minute: int | None = Field(
+        None,
+        ge=1,
+        description="Requests per minute; no limit of its own when left out.",
+        examples=[60],
+    )
+    tokens_per_minute: int | None = Field(
+        None,
+        ge=1,
+        description="Tokens per minute; no limit of its own when left out.",
+        examples=[100000],
+    )
 
 
 class KeyOut(Schema):
@@ -26,16 +54,18 @@ class KeyOut(Schema):
     prefix: str = Field(examples=["aip_abcdefgh2345_"])
     scopes: list[str]
     status: str = Field(description="active, expired or revoked.")
-    assistant: str | None
+    assistant: str | None = Field(description="The one assistant the key may use, if bound.")
     allowed_models: list[str]
     requests_per_minute: int | None
     tokens_per_minute: int | None
     expires_at: datetime | None
-    created_by: str | None
+    created_by: str | None = Field(description="E-mail of who issued it.")
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
-    previous_secret_valid_until: datetime | None
+    previous_secret_valid_until: datetime | None = Field(
+        description="After a rotation, until when the old secret still works."
+    )
 
 
 class NewKeyOut(Schema):
@@ -50,8 +80,16 @@ class RotateIn(Schema):
 
 
 class PolicyIn(Schema):
-    max_lifetime_days: int | None = Field(None, ge=1, le=3650)
+    max_lifetime_days: int | None = Field(
+        None,
+        ge=1,
+        le=3650,
+        description="Longest lifetime of new keys in days; null lets keys live forever.",
+        examples=[90],
+    )
 
 
 class PolicyOut(Schema):
-    max_lifetime_days: int | None
+    max_lifetime_days: int | None = Field(
+        description="Longest lifetime of new keys in days; null when unlimited."
+    )

@@ -7,20 +7,26 @@ is checked by the services and comes back in the API's error schema.
 
 from collections import defaultdict
 
+from django.db.models import Q
 from django.http import HttpRequest
 from ninja import Query, Router, Status
 
+from apps.core.api_errors import BODY_ERRORS, with_errors
+from apps.core.api_pagination import Rows, paginated
 from apps.core.errors import NotFound, ServiceError
 from apps.prompts import rendering, selectors, services
 from apps.prompts.models import LabelMove, Prompt, PromptLabel, PromptVersion
 from apps.prompts.schemas import (
+    PROMPTS_ORDER,
     DiffOut,
     DiffQuery,
+    LabelHistoryQuery,
     LabelIn,
     LabelMoveOut,
     LabelOut,
     PromptDetailOut,
     PromptIn,
+    PromptListQuery,
     PromptOut,
     PromptPatch,
     RenderIn,
@@ -128,23 +134,34 @@ PROMPT = "/{team_slug}/prompts/{prompt_slug}"
 
 @router.get(
     "/{team_slug}/prompts",
-    response=list[PromptOut],
+    response=with_errors(list[PromptOut]),
     operation_id="prompts_list",
     summary="The team's prompts (archived ones with include_archived=true)",
 )
-def prompts_list(request: HttpRequest, team_slug: str, include_archived: bool = False):
+@paginated
+def prompts_list(request: HttpRequest, team_slug: str, filters: Query[PromptListQuery]):
+    """Each with its latest version number and where its labels point, by name."""
     team = team_for_request(request, team_slug)
-    prompts = selectors.prompts_for_team(team, include_archived=include_archived)
-    return prompts_out(prompts.select_related("created_by"))
+    prompts = selectors.prompts_for_team(team, include_archived=filters.include_archived)
+    if filters.q:
+        prompts = prompts.filter(
+            Q(name__icontains=filters.q)
+            | Q(slug__icontains=filters.q)
+            | Q(description__icontains=filters.q)
+        )
+    prompts = PROMPTS_ORDER.apply(prompts.select_related("created_by"), filters.order)
+    return Rows(prompts, batch=prompts_out)
 
 
 @router.post(
     "/{team_slug}/prompts",
-    response={201: PromptDetailOut},
+    response=with_errors({201: PromptDetailOut}, *BODY_ERRORS, 409),
     operation_id="prompts_create",
     summary="Create a prompt with its version 1",
 )
 def prompts_create(request: HttpRequest, team_slug: str, payload: PromptIn):
+    """Its slug comes from the name (409 when taken). Templates are checked here: a
+    broken one is 400 naming the field."""
     team = team_for_request(request, team_slug, Action.EDIT)
     data = payload.dict()
     if data["messages"] is not None:
@@ -155,21 +172,23 @@ def prompts_create(request: HttpRequest, team_slug: str, payload: PromptIn):
 
 @router.get(
     PROMPT,
-    response=PromptDetailOut,
+    response=with_errors(PromptDetailOut),
     operation_id="prompts_get",
     summary="One prompt with its latest version and labels",
 )
 def prompts_get(request: HttpRequest, team_slug: str, prompt_slug: str):
+    """Archived prompts are found too: their versions and labels keep resolving."""
     return prompt_out(_prompt(request, team_slug, prompt_slug))
 
 
 @router.patch(
     PROMPT,
-    response=PromptDetailOut,
+    response=with_errors(PromptDetailOut, *BODY_ERRORS, 409),
     operation_id="prompts_update",
     summary="Rename or re-describe a prompt (the slug stays)",
 )
 def prompts_update(request: HttpRequest, team_slug: str, prompt_slug: str, payload: PromptPatch):
+    """Content changes are new versions, not edits; an archived prompt is 409."""
     prompt = _prompt(request, team_slug, prompt_slug, Action.EDIT)
     prompt = services.prompt_update(
         prompt=prompt, actor=request.user, **payload.dict(exclude_unset=True)
@@ -179,33 +198,39 @@ def prompts_update(request: HttpRequest, team_slug: str, prompt_slug: str, paylo
 
 @router.delete(
     PROMPT,
-    response=PromptDetailOut,
+    response=with_errors(PromptDetailOut),
     operation_id="prompts_archive",
     summary="Archive a prompt; its versions and labels keep resolving",
 )
 def prompts_archive(request: HttpRequest, team_slug: str, prompt_slug: str):
+    """Prompts are never deleted, so assistants and runs that used one keep working."""
     prompt = _prompt(request, team_slug, prompt_slug, Action.EDIT)
     return prompt_out(services.prompt_archive(prompt=prompt, actor=request.user))
 
 
 @router.get(
     PROMPT + "/versions",
-    response=list[VersionOut],
+    response=with_errors(list[VersionOut]),
     operation_id="prompt_versions_list",
     summary="Every version of a prompt, newest first, with usage",
 )
+@paginated
 def versions_list(request: HttpRequest, team_slug: str, prompt_slug: str):
+    """Each version with the labels on it and the runs and tokens that used it."""
     prompt = _prompt(request, team_slug, prompt_slug)
-    return versions_out(prompt, list(selectors.versions_for_prompt(prompt)))
+    versions = selectors.versions_for_prompt(prompt).order_by("-number", "-pk")
+    return Rows(versions, batch=lambda page: versions_out(prompt, page))
 
 
 @router.post(
     PROMPT + "/versions",
-    response={201: VersionOut},
+    response=with_errors({201: VersionOut}, *BODY_ERRORS, 409),
     operation_id="prompt_versions_create",
     summary="Save a new version (refused when nothing changed)",
 )
 def versions_create(request: HttpRequest, team_slug: str, prompt_slug: str, payload: VersionIn):
+    """The body is the whole new content. The same content as the latest version is
+    400 (code ``nothing_changed``); an archived prompt is 409."""
     prompt = _prompt(request, team_slug, prompt_slug, Action.EDIT)
     version = services.version_create(
         prompt=prompt,
@@ -220,22 +245,24 @@ def versions_create(request: HttpRequest, team_slug: str, prompt_slug: str, payl
 
 @router.get(
     PROMPT + "/versions/{number}",
-    response=VersionOut,
+    response=with_errors(VersionOut),
     operation_id="prompt_versions_get",
     summary="One version with its usage",
 )
 def versions_get(request: HttpRequest, team_slug: str, prompt_slug: str, number: int):
+    """Versions are numbered from 1 and never change."""
     prompt = _prompt(request, team_slug, prompt_slug)
     return versions_out(prompt, [selectors.version_for_prompt(prompt, number)])[0]
 
 
 @router.get(
     PROMPT + "/diff",
-    response=DiffOut,
+    response=with_errors(DiffOut),
     operation_id="prompt_versions_diff",
     summary="What changed between two versions",
 )
 def versions_diff(request: HttpRequest, team_slug: str, prompt_slug: str, query: Query[DiffQuery]):
+    """Unified diffs of the templates and the changed parameters, ``from`` -> ``to``."""
     prompt = _prompt(request, team_slug, prompt_slug)
     diff = selectors.version_diff(
         selectors.version_for_prompt(prompt, query.from_),
@@ -252,38 +279,44 @@ def versions_diff(request: HttpRequest, team_slug: str, prompt_slug: str, query:
 
 @router.get(
     PROMPT + "/labels",
-    response=list[LabelOut],
+    response=with_errors(list[LabelOut]),
     operation_id="prompt_labels_list",
     summary="The prompt's labels and the versions they point at",
 )
+@paginated
 def labels_list(request: HttpRequest, team_slug: str, prompt_slug: str):
+    """By name. Callers resolve "the live prompt" through a label such as ``production``."""
     prompt = _prompt(request, team_slug, prompt_slug)
-    return [label_out(label) for label in selectors.labels_for_prompt(prompt)]
+    return Rows(selectors.labels_for_prompt(prompt).order_by("name", "pk"), each=label_out)
 
 
 # Registered before /labels/{label} so "history" is never taken for a label name.
 @router.get(
     PROMPT + "/labels/history",
-    response=list[LabelMoveOut],
+    response=with_errors(list[LabelMoveOut]),
     operation_id="prompt_labels_history",
     summary="Every label move, newest first (filter with ?label=)",
 )
+@paginated
 def labels_history(
-    request: HttpRequest, team_slug: str, prompt_slug: str, label: str | None = None
+    request: HttpRequest, team_slug: str, prompt_slug: str, filters: Query[LabelHistoryQuery]
 ):
+    """Who pointed which label from which version to which, and when."""
     prompt = _prompt(request, team_slug, prompt_slug)
-    return [move_out(m) for m in selectors.label_history(prompt, label)]
+    return Rows(selectors.label_history(prompt, filters.label), each=move_out)
 
 
 @router.put(
     PROMPT + "/labels/{label}",
-    response=LabelOut,
+    response=with_errors(LabelOut, *BODY_ERRORS, 409),
     operation_id="prompt_labels_move",
     summary="Point a label at a version (creates the label)",
 )
 def labels_move(
     request: HttpRequest, team_slug: str, prompt_slug: str, label: str, payload: LabelIn
 ):
+    """Names are case-insensitive; one that isn't allowed is 400. Pointing a label where
+    it already points is 409; every move is kept in the history."""
     prompt = _prompt(request, team_slug, prompt_slug, Action.EDIT)
     version = selectors.version_for_prompt(prompt, payload.version)
     return label_out(
@@ -293,11 +326,12 @@ def labels_move(
 
 @router.delete(
     PROMPT + "/labels/{label}",
-    response={204: None},
+    response=with_errors({204: None}, 409),
     operation_id="prompt_labels_delete",
     summary="Remove a label (its history stays)",
 )
 def labels_delete(request: HttpRequest, team_slug: str, prompt_slug: str, label: str):
+    """Assistants that follow the label stop resolving it; an archived prompt is 409."""
     prompt = _prompt(request, team_slug, prompt_slug, Action.EDIT)
     services.label_delete(prompt=prompt, actor=request.user, label=label)
     return Status(204, None)
@@ -305,11 +339,13 @@ def labels_delete(request: HttpRequest, team_slug: str, prompt_slug: str, label:
 
 @router.post(
     PROMPT + "/render",
-    response=RenderOut,
+    response=with_errors(RenderOut, *BODY_ERRORS),
     operation_id="prompts_render",
     summary="Fill a version (by number, by label, or the latest) with variables",
 )
 def prompts_render(request: HttpRequest, team_slug: str, prompt_slug: str, payload: RenderIn):
+    """The messages a model would get. A missing variable is 400 naming it
+    (``variables.<name>``); ones no template uses come back in ``extra_variables``."""
     prompt = _prompt(request, team_slug, prompt_slug)
     if payload.version is not None and payload.label is not None:
         raise ServiceError("Give version or label, not both.", param="label")

@@ -4,6 +4,22 @@ from typing import Any, Literal
 from ninja import Schema
 from pydantic import Field
 
+from apps.core.api_pagination import Ordering
+
+PROMPTS_ORDER = Ordering("name", name="name", created_at="created_at", updated_at="updated_at")
+
+
+class PromptListQuery(Schema):
+    include_archived: bool = Field(False, description="true lists archived prompts too.")
+    q: str = Field(
+        "", max_length=200, description="Only prompts whose name, slug or description contain this."
+    )
+    order: PROMPTS_ORDER.type = PROMPTS_ORDER.field()
+
+
+class LabelHistoryQuery(Schema):
+    label: str | None = Field(None, description="Only the moves of this label.")
+
 
 class MessageTemplate(Schema):
     role: Literal["system", "user", "assistant"]
@@ -34,15 +50,17 @@ class VersionIn(Schema):
 
 
 class UsageOut(Schema):
-    runs: int
-    tokens: int
+    runs: int = Field(description="Runs that used this version.")
+    tokens: int = Field(description="Their total tokens.")
 
 
 class VersionOut(Schema):
-    number: int
-    system: str
-    messages: list[dict[str, Any]]
-    variables: list[str]
+    number: int = Field(examples=[2])
+    system: str = Field(description="The system message template.")
+    messages: list[dict[str, Any]] = Field(description="Message templates after the system one.")
+    variables: list[str] = Field(
+        description="Variables the templates use.", examples=[["company", "question"]]
+    )
     parameters: dict[str, Any]
     commit_message: str
     author: str | None = Field(None, description="E-mail of who saved it.")
@@ -52,14 +70,14 @@ class VersionOut(Schema):
 
 
 class PromptOut(Schema):
-    slug: str
+    slug: str = Field(description="Its id in URLs; stays when renamed.", examples=["support-reply"])
     name: str
     description: str
-    created_by: str | None
+    created_by: str | None = Field(description="E-mail of who created it.")
     created_at: datetime
     updated_at: datetime
     archived_at: datetime | None
-    latest_version: int | None
+    latest_version: int | None = Field(description="The newest version number.", examples=[3])
     labels: dict[str, int] = Field(description="Label name -> version number.")
 
 

@@ -1,4 +1,5 @@
 import pytest
+from django.utils import timezone
 
 from apps.assistants.models import Assistant
 from apps.inference.tests.factories import local_backend, team_with_admin
@@ -43,7 +44,7 @@ def test_create_get_update_duplicate_delete(client, team_setup):
     assert patched.json()["temperature"] == 0.9
     copy = post(client, f"{base}/support/duplicate", {})
     assert copy.status_code == 201 and copy.json()["slug"] == "support-copy"
-    assert [a["slug"] for a in client.get(base).json()] == ["support", "support-copy"]
+    assert [a["slug"] for a in client.get(base).json()["items"]] == ["support", "support-copy"]
     assert client.delete(f"{base}/support-copy").json() == {"result": "deleted"}
 
 
@@ -128,3 +129,41 @@ def test_isolation_and_roles(client, team_setup):
     )
     assert response.status_code == 403
     assert Assistant.objects.get().name == "Mine"
+
+
+def test_list_filters_and_orders(client, team_setup):
+    team, _admin, backend = team_setup
+    base = f"/api/v1/teams/{team.slug}/assistants"
+    for name, model, description in [
+        ("Bravo", "local-echo", "Answers billing questions"),
+        ("Alpha", "other-model", "Writes release notes"),
+        ("Charlie", "local-echo", "Old helper"),
+    ]:
+        body = {"name": name, "backend": backend.pk, "model": model, "description": description}
+        assert post(client, base, body).status_code == 201
+    Assistant.objects.filter(slug="charlie").update(archived_at=timezone.now())
+
+    def slugs(query: str = "") -> list[str]:
+        response = client.get(f"{base}?{query}")
+        assert response.status_code == 200, response.content
+        return [a["slug"] for a in response.json()["items"]]
+
+    assert slugs() == ["alpha", "bravo"]
+    assert slugs("archived=false") == ["alpha", "bravo"]
+    assert slugs("archived=true") == ["charlie"]
+    assert slugs("include_archived=true") == ["alpha", "bravo", "charlie"]
+    assert slugs("q=BILLING") == ["bravo"]
+    assert slugs("model=local-echo") == ["bravo"]
+    assert slugs("model=local-echo&include_archived=true") == ["bravo", "charlie"]
+    assert slugs("order=-name") == ["bravo", "alpha"]
+    assert slugs("order=-created_at&include_archived=true") == ["charlie", "alpha", "bravo"]
+    assert slugs("order=created_at&include_archived=true&limit=2") == ["bravo", "alpha"]
+    page = client.get(f"{base}?order=created_at&include_archived=true&limit=2").json()
+    assert (page["count"], page["next_offset"]) == (3, 2)
+    assert slugs("order=created_at&include_archived=true&offset=2") == ["charlie"]
+
+    for bad in ("order=slug", "order=--name", "order=name,created_at"):
+        response = client.get(f"{base}?{bad}")
+        assert response.status_code == 422, bad
+        assert response.json()["error"]["param"] == "order"
+        assert "'-updated_at'" in response.json()["error"]["message"]

@@ -2,6 +2,7 @@ import logging
 
 import pytest
 
+from apps.assistants.tests.factories import AssistantFactory
 from apps.inference.models import Backend, ChatRun
 from apps.inference.tests.factories import local_backend, team_with_admin
 from apps.teams.models import Role
@@ -87,7 +88,8 @@ def test_runs_create_get_list_and_cancel(client):
     assert created.json()["status"] == "queued"
     assert client.get(f"{base}/{run_id}").json()["attempts"] == []
     listing = client.get(f"{base}?limit=1").json()
-    assert [r["id"] for r in listing["items"]] == [run_id] and listing["has_more"] is False
+    assert [r["id"] for r in listing["items"]] == [run_id]
+    assert (listing["count"], listing["next_offset"]) == (1, None)
     cancelled = post(client, f"{base}/{run_id}/cancel", {})
     assert cancelled.json()["status"] == "cancelled"
     again = post(client, f"{base}/{run_id}/cancel", {})
@@ -142,3 +144,66 @@ def test_another_teams_run_is_404(client):
     )
     run.refresh_from_db()
     assert run.status == "queued"
+
+
+def test_runs_list_filters_orders_and_pages(client):
+    team, admin = team_with_admin()
+    backend = local_backend(team, admin)
+    bot = AssistantFactory(team=team, backend=backend, model="local-echo", slug="bot")
+    AssistantFactory(team=team, backend=backend, model="local-echo", slug="idle")
+    messages = [{"role": "user", "content": "x"}]
+
+    def run(model, status="queued", assistant=None, tokens=None):
+        return ChatRun.objects.create(
+            team=team,
+            backend=backend,
+            model=model,
+            messages=messages,
+            status=status,
+            assistant=assistant,
+            total_tokens=tokens,
+        ).pk
+
+    first = run("small", "succeeded", bot, tokens=30)
+    second = run("large", "failed", tokens=10)
+    third = run("small", "queued", bot)
+    other_team, other_admin = team_with_admin()
+    ChatRun.objects.create(
+        team=other_team,
+        backend=local_backend(other_team, other_admin),
+        model="small",
+        messages=messages,
+    )
+    client.force_login(admin)
+    base = f"/api/v1/teams/{team.slug}/runs"
+
+    def ids(query: str = "") -> list[int]:
+        response = client.get(f"{base}?{query}")
+        assert response.status_code == 200, response.content
+        return [r["id"] for r in response.json()["items"]]
+
+    assert ids() == [third, second, first]
+    assert ids("order=created_at") == [first, second, third]
+    assert ids("order=-total_tokens") == [first, second, third]  # no tokens yet: last
+    assert ids("order=total_tokens") == [second, first, third]
+    assert ids("status=succeeded") == [first]
+    assert ids("model=small") == [third, first]
+    assert ids("assistant=bot") == [third, first]
+    assert ids("assistant=idle") == []
+    assert ids("assistant=bot&status=queued") == [third]
+    listing = client.get(f"{base}?assistant=bot").json()
+    assert [r["assistant"] for r in listing["items"]] == ["bot", "bot"]
+
+    page = client.get(f"{base}?limit=2").json()
+    assert [r["id"] for r in page["items"]] == [third, second]
+    assert (page["count"], page["next_offset"]) == (3, 2)
+    rest = client.get(f"{base}?limit=2&offset={page['next_offset']}").json()
+    assert ([r["id"] for r in rest["items"]], rest["next_offset"]) == ([first], None)
+
+    unknown = client.get(f"{base}?assistant=ghost")
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["param"] == "assistant"
+    for query, param in [("order=cost", "order"), ("status=done", "status")]:
+        response = client.get(f"{base}?{query}")
+        assert response.status_code == 422, query
+        assert response.json()["error"]["param"] == param

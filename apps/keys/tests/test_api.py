@@ -29,7 +29,7 @@ def test_a_key_reads_its_team_and_nothing_else():
 
     teams = client.get("/api/v1/teams")
     assert teams.status_code == 200
-    assert [t["slug"] for t in teams.json()] == [team.slug]
+    assert [t["slug"] for t in teams.json()["items"]] == [team.slug]
     assert client.get(f"/api/v1/teams/{team.slug}/members").status_code == 200
     missing = client.get(f"/api/v1/teams/{other.slug}/members")
     assert missing.status_code == 404
@@ -107,7 +107,7 @@ def test_keys_endpoints_issue_rotate_and_revoke():
     raw = body["secret"]
     assert raw.startswith(body["key"]["prefix"])
     assert body["key"]["status"] == "active"
-    listed = client.get(base).json()
+    listed = client.get(base).json()["items"]
     assert {k["name"] for k in listed} == {"Deploy", "CI key"}
     assert all("secret" not in k and raw not in str(k) for k in listed)
 
@@ -134,7 +134,7 @@ def test_an_admin_key_cannot_mint_a_stronger_key_or_touch_owners():
         m["email"]: m["id"]
         for m in bearer(make_key(team, admin, scopes=["read"])[1])
         .get(f"/api/v1/teams/{team.slug}/members")
-        .json()
+        .json()["items"]
     }
     demote = client.put(
         f"/api/v1/teams/{team.slug}/members/{members[owner.email]}/role",
@@ -151,7 +151,7 @@ def test_member_and_invitation_endpoints_for_admin_keys():
     _key, admin_key = make_key(team, admin, scopes=["admin", "read"])
     client = bearer(admin_key)
     base = f"/api/v1/teams/{team.slug}"
-    ids = {m["email"]: m["id"] for m in client.get(f"{base}/members").json()}
+    ids = {m["email"]: m["id"] for m in client.get(f"{base}/members").json()["items"]}
 
     promoted = client.put(
         f"{base}/members/{ids[member.email]}/role",
@@ -162,9 +162,11 @@ def test_member_and_invitation_endpoints_for_admin_keys():
     invited = post(client, f"{base}/invitations", {"role": "viewer"})
     assert invited.status_code == 201
     assert "/invitations/" in invited.json()["url"]
-    assert [i["id"] for i in client.get(f"{base}/invitations").json()] == [invited.json()["id"]]
+    assert [i["id"] for i in client.get(f"{base}/invitations").json()["items"]] == [
+        invited.json()["id"]
+    ]
     assert client.delete(f"{base}/members/{ids[member.email]}").status_code == 204
-    assert member.email not in {m["email"] for m in client.get(f"{base}/members").json()}
+    assert member.email not in {m["email"] for m in client.get(f"{base}/members").json()["items"]}
 
 
 def test_keys_cannot_create_teams():
@@ -206,4 +208,4 @@ def test_runs_record_the_key_and_bound_keys_stay_on_their_assistant():
     # the key's conversations are its own: the admin's session does not list them
     session = Client()
     session.force_login(admin)
-    assert session.get(f"/api/v1/teams/{team.slug}/conversations").json() == []
+    assert session.get(f"/api/v1/teams/{team.slug}/conversations").json()["items"] == []

@@ -73,7 +73,7 @@ def test_prompt_versions_labels_diff_and_render_round_trip(client):
     )
     assert same.status_code == 400 and error_of(same)["code"] == "nothing_changed"
 
-    versions = client.get(f"{url}/versions").json()
+    versions = client.get(f"{url}/versions").json()["items"]
     assert [v["number"] for v in versions] == [2, 1]
     assert versions[0]["usage"] == {"runs": 0, "tokens": 0}
     one = client.get(f"{url}/versions/1").json()
@@ -84,19 +84,19 @@ def test_prompt_versions_labels_diff_and_render_round_trip(client):
     assert moved.json()["version"] == 1 and moved.json()["updated_by"] == editor.email
     assert call(client, "put", f"{url}/labels/staging", {"version": 2}).status_code == 200
     assert call(client, "put", f"{url}/labels/production", {"version": 2}).status_code == 200
-    labels = client.get(f"{url}/labels").json()
+    labels = client.get(f"{url}/labels").json()["items"]
     assert [(lb["name"], lb["version"]) for lb in labels] == [("production", 2), ("staging", 2)]
     assert client.get(url).json()["labels"] == {"production": 2, "staging": 2}
     assert client.get(f"{url}/versions/2").json()["labels"] == ["production", "staging"]
 
-    history = client.get(f"{url}/labels/history").json()
+    history = client.get(f"{url}/labels/history").json()["items"]
     assert [(h["label"], h["from_version"], h["to_version"]) for h in history] == [
         ("production", 1, 2),
         ("staging", None, 2),
         ("production", None, 1),
     ]
     assert history[0]["moved_by"] == editor.email
-    only = client.get(f"{url}/labels/history?label=staging").json()
+    only = client.get(f"{url}/labels/history?label=staging").json()["items"]
     assert [h["label"] for h in only] == ["staging"]
 
     diff = client.get(f"{url}/diff?from=1&to=2")
@@ -133,7 +133,7 @@ def test_prompt_versions_labels_diff_and_render_round_trip(client):
     assert latest.json()["version"] == 2
 
     assert call(client, "delete", f"{url}/labels/staging").status_code == 204
-    assert [lb["name"] for lb in client.get(f"{url}/labels").json()] == ["production"]
+    assert [lb["name"] for lb in client.get(f"{url}/labels").json()["items"]] == ["production"]
 
     patched = call(client, "patch", url, {"name": "Support answer"})
     assert patched.status_code == 200
@@ -141,8 +141,8 @@ def test_prompt_versions_labels_diff_and_render_round_trip(client):
 
     archived = call(client, "delete", url)
     assert archived.status_code == 200 and archived.json()["archived_at"]
-    assert client.get(base).json() == []
-    assert [p["slug"] for p in client.get(f"{base}?include_archived=true").json()] == [
+    assert client.get(base).json() == {"items": [], "count": 0, "next_offset": None}
+    assert [p["slug"] for p in client.get(f"{base}?include_archived=true").json()["items"]] == [
         "support-reply"
     ]
     assert client.get(url).status_code == 200
@@ -285,7 +285,7 @@ def test_prompts_list_only_shows_this_team(client):
     make_prompt(team, editor, name="Ours")
     make_prompt(TeamFactory(), name="Theirs")
     client.force_login(editor)
-    body = client.get(f"/api/v1/teams/{team.slug}/prompts").json()
+    body = client.get(f"/api/v1/teams/{team.slug}/prompts").json()["items"]
     assert [(p["slug"], p["latest_version"]) for p in body] == [("ours", 1)]
 
 
@@ -329,4 +329,45 @@ def test_the_list_costs_the_same_queries_for_many_prompts(client, django_assert_
     client.force_login(editor)
     with django_assert_max_num_queries(8):
         body = client.get(f"/api/v1/teams/{team.slug}/prompts").json()
-    assert [p["labels"] for p in body] == [{"production": 1}] * 6
+    assert [p["labels"] for p in body["items"]] == [{"production": 1}] * 6
+
+
+def test_prompts_search_order_and_versions_page(client):
+    team, editor = team_with_editor()
+    make_prompt(team, editor, name="Support reply", description="Answers tickets")
+    make_prompt(team, editor, name="Release notes", description="From commits")
+    greeter = make_prompt(team, editor, name="Greeter", description="Says hello")
+    for i in range(2, 5):
+        services.version_create(
+            prompt=greeter,
+            actor=editor,
+            system=f"Hello v{i}",
+            messages=[],
+            parameters={},
+            commit_message=f"v{i}",
+        )
+    client.force_login(editor)
+    base = f"/api/v1/teams/{team.slug}/prompts"
+
+    def slugs(query: str = "") -> list[str]:
+        response = client.get(f"{base}?{query}")
+        assert response.status_code == 200, response.content
+        return [p["slug"] for p in response.json()["items"]]
+
+    assert slugs() == ["greeter", "release-notes", "support-reply"]
+    assert slugs("order=-name") == ["support-reply", "release-notes", "greeter"]
+    assert slugs("order=-created_at") == ["greeter", "release-notes", "support-reply"]
+    assert slugs("q=TICKETS") == ["support-reply"]
+    assert slugs("q=re") == ["greeter", "release-notes", "support-reply"]
+    assert slugs("q=notes") == ["release-notes"]
+    assert slugs("q=nothing-like-it") == []
+    bad = client.get(f"{base}?order=latest_version")
+    assert bad.status_code == 422 and error_of(bad)["param"] == "order"
+
+    versions = f"{base}/greeter/versions"
+    first = client.get(f"{versions}?limit=3").json()
+    assert [v["number"] for v in first["items"]] == [4, 3, 2]
+    assert (first["count"], first["next_offset"]) == (4, 3)
+    rest = client.get(f"{versions}?limit=3&offset=3").json()
+    assert ([v["number"] for v in rest["items"]], rest["next_offset"]) == ([1], None)
+    assert rest["items"][0]["usage"] == {"runs": 0, "tokens": 0}

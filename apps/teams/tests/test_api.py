@@ -1,8 +1,11 @@
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from apps.accounts.tests.factories import UserFactory
 from apps.teams.models import Role, Team
-from apps.teams.tests.factories import TeamFactory, member_of
+from apps.teams.tests.factories import InvitationFactory, MembershipFactory, TeamFactory, member_of
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +27,7 @@ def test_list_and_get_my_teams(client):
     user = member_of(team, Role.ADMIN)
     member_of(TeamFactory(name="Other"), Role.OWNER)
     client.force_login(user)
-    assert [(t["slug"], t["role"]) for t in client.get("/api/v1/teams").json()] == [
+    assert [(t["slug"], t["role"]) for t in client.get("/api/v1/teams").json()["items"]] == [
         ("alpha", "admin")
     ]
     assert client.get("/api/v1/teams/alpha").json()["name"] == "Alpha"
@@ -44,7 +47,7 @@ def test_members_list(client):
     owner = member_of(team, Role.OWNER, email="a@example.com")
     member_of(team, Role.VIEWER, email="b@example.com")
     client.force_login(owner)
-    body = client.get(f"/api/v1/teams/{team.slug}/members").json()
+    body = client.get(f"/api/v1/teams/{team.slug}/members").json()["items"]
     assert [(m["email"], m["role"]) for m in body] == [
         ("a@example.com", "owner"),
         ("b@example.com", "viewer"),
@@ -107,3 +110,37 @@ def test_session_writes_need_the_csrf_token():
     response = client.post("/api/v1/teams", {"name": "x"}, content_type="application/json")
     assert response.status_code == 403
     assert not Team.objects.exists()
+
+
+def test_teams_list_pages_with_the_role_in_each(client, django_assert_max_num_queries):
+    user = UserFactory()
+    for name, role in [("Delta", Role.VIEWER), ("Alpha", Role.OWNER), ("Charlie", Role.MEMBER)]:
+        MembershipFactory(team=TeamFactory(name=name), user=user, role=role)
+    MembershipFactory(team=TeamFactory(name="Bravo"))  # someone else's
+    client.force_login(user)
+    first = client.get("/api/v1/teams?limit=2").json()
+    assert [(t["name"], t["role"]) for t in first["items"]] == [
+        ("Alpha", "owner"),
+        ("Charlie", "member"),
+    ]
+    assert (first["count"], first["next_offset"]) == (3, 2)
+    with django_assert_max_num_queries(6):
+        rest = client.get("/api/v1/teams?limit=2&offset=2").json()
+    assert [(t["name"], t["role"]) for t in rest["items"]] == [("Delta", "viewer")]
+    assert rest["next_offset"] is None
+
+
+def test_invitations_list_pages(client):
+    team = TeamFactory()
+    owner = member_of(team, Role.OWNER)
+    for _ in range(3):
+        InvitationFactory(team=team, invited_by=owner)
+    InvitationFactory(team=team, invited_by=owner, expires_at=timezone.now() - timedelta(days=1))
+    client.force_login(owner)
+    url = f"/api/v1/teams/{team.slug}/invitations"
+    everything = client.get(url).json()
+    assert everything["count"] == 3  # the expired one isn't pending
+    page = client.get(f"{url}?limit=2&offset=2").json()
+    assert page["items"] == everything["items"][2:]
+    assert (page["count"], page["next_offset"]) == (3, None)
+    assert client.get(f"{url}?limit=500").status_code == 422
