@@ -26,28 +26,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import logging
 import os
-import secrets
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+from stack import (
+    MODEL,
+    Seed,
+    Stack,
+    add_stack_arguments,
+    cpu_snapshot,
+    cpu_spent,
+    fmt,
+    int_list,
+    note_connections,
+    openai_client,
+    pct,
+    percentile,
+    print_table,
+    run_times,
+    seed,
+    simulated_ms,
+)
+from stack import run as stack_run
+
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/portal_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
-MODEL = "sim-small"
-BENCH_EMAIL = "bench@example.com"
 TARGET_ADDED_P50_MS = 10.0
 TARGET_ADDED_P99_MS = 50.0
 TARGET_N = 10
@@ -55,13 +61,6 @@ TARGET_STREAMS = 100
 
 
 # --- command line -------------------------------------------------------------
-
-
-def int_list(text: str) -> list[int]:
-    values = [int(part) for part in text.split(",") if part.strip()]
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError("expected positive integers, e.g. 1,10,100")
-    return values
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -84,289 +83,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="batches per concurrency (default 3 for N<=10, 1 above)",
     )
     parser.add_argument("--warmup", type=int, default=10, help="runs in the warm-up batch")
-    parser.add_argument(
-        "--worker-concurrency",
-        type=int,
-        default=None,
-        help="worker threads (-c); default: the largest N",
-    )
-    parser.add_argument("--sim-ttft-ms", type=float, default=200)
-    parser.add_argument("--sim-tokens", type=int, default=20, help="tokens per reply")
-    parser.add_argument("--sim-tps", type=float, default=200, help="tokens per second")
-    parser.add_argument(
-        "--relay-interval-ms",
-        type=int,
-        default=None,
-        help="INFERENCE_RELAY_INTERVAL_MS for web and worker (default: the environment's, "
-        "else the project's default)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=60,
-        help="seconds one run may take before it counts as an error",
-    )
-    parser.add_argument(
-        "--database-url", default=os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
-    )
-    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
-    parser.add_argument(
-        "--settings",
-        default="portal.settings",
-        help="DJANGO_SETTINGS_MODULE for every process, e.g. a module that imports "
-        "portal.settings and changes one thing, to compare (default portal.settings)",
-    )
-    parser.add_argument(
-        "--keep-logs", action="store_true", help="keep the subprocess logs even on success"
+    add_stack_arguments(
+        parser,
+        default_database_url=DEFAULT_DATABASE_URL,
+        default_redis_url=DEFAULT_REDIS_URL,
+        timeout_help="seconds one run may take before it counts as an error",
     )
     return parser.parse_args(argv)
-
-
-# --- environment and Django ----------------------------------------------------
-
-
-def configure_environment(args: argparse.Namespace) -> None:
-    """Before Django is imported: every process (this one and its children) gets this env."""
-    os.environ["DJANGO_SETTINGS_MODULE"] = args.settings
-    os.environ["DATABASE_URL"] = args.database_url
-    os.environ["REDIS_URL"] = args.redis_url
-    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "false"
-    os.environ.pop("CELERY_BROKER_URL", None)  # the broker is REDIS_URL
-    # Production-like: no per-query bookkeeping of DEBUG (overridable from the environment).
-    os.environ.setdefault("DEBUG", "false")
-    if args.relay_interval_ms is not None:
-        os.environ["INFERENCE_RELAY_INTERVAL_MS"] = str(args.relay_interval_ms)
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-
-
-def ensure_database(url: str) -> int:
-    """Create the benchmark database when it is missing (connecting to ``postgres``)."""
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
-        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if not found:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            print(f"created database {name}")
-        max_connections = conn.execute("SHOW max_connections").fetchone()[0]
-    return int(max_connections)
-
-
-def migrate(log_dir: Path) -> None:
-    log = log_dir / "migrate.log"
-    with open(log, "w") as out:
-        code = subprocess.call(
-            [sys.executable, "manage.py", "migrate", "--no-input"],
-            cwd=ROOT,
-            env=os.environ.copy(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    if code != 0:
-        raise RuntimeError(f"manage.py migrate failed:\n{log.read_text()}")
-
-
-# --- subprocesses ---------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{log.stem} exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{log.stem}: nothing listens on 127.0.0.1:{port} after {timeout}s")
-
-
-class Processes:
-    """The subprocesses this script started; ``stop_all`` ends each by its own pid."""
-
-    def __init__(self, log_dir: Path):
-        self.log_dir = log_dir
-        self.started: list[tuple[str, subprocess.Popen, object]] = []
-
-    def start(self, name: str, argv: list[str]) -> tuple[subprocess.Popen, Path]:
-        log_path = self.log_dir / f"{name}.log"
-        log = open(log_path, "w")  # noqa: SIM115 - closed in stop_all()
-        proc = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env=os.environ.copy(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches only us; we stop them in order
-        )
-        self.started.append((name, proc, log))
-        return proc, log_path
-
-    @property
-    def pids(self) -> dict[str, int]:
-        return {name: proc.pid for name, proc, _log in self.started}
-
-    def stop_all(self) -> None:
-        # A second Ctrl-C must not cut the clean-up short and leave processes behind.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for _name, proc, _log in reversed(self.started):
-            if proc.poll() is None:
-                proc.terminate()
-        for _name, proc, log in reversed(self.started):
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-            log.close()
-        self.started.clear()
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of one process (all its threads), from /proc (Linux)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_snapshot(pids: dict[str, int]) -> dict[str, float]:
-    snapshot = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    snapshot["bench client"] = time.process_time()
-    return {name: value for name, value in snapshot.items() if value is not None}
-
-
-def start_simulator(procs: Processes, args: argparse.Namespace) -> str:
-    port = free_port()
-    proc, log = procs.start(
-        "simulator",
-        [
-            sys.executable,
-            "manage.py",
-            "simulate_openai",
-            "--port",
-            str(port),
-            "--models",
-            MODEL,
-            "--ttft-ms",
-            str(args.sim_ttft_ms),
-            "--tokens-per-second",
-            str(args.sim_tps),
-            "--default-tokens",
-            str(args.sim_tokens),
-        ],
-    )
-    wait_for_port(port, proc, log)
-    return f"http://127.0.0.1:{port}/v1"
-
-
-def start_web(procs: Processes) -> str:
-    port = free_port()
-    proc, log = procs.start(
-        "web",
-        [
-            str(BIN / "uvicorn"),
-            "portal.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--lifespan",
-            "off",
-            "--ws",
-            "websockets-sansio",
-            "--log-level",
-            "warning",
-        ],
-    )
-    wait_for_port(port, proc, log)
-    return f"http://127.0.0.1:{port}"
-
-
-def start_worker(procs: Processes, concurrency: int) -> None:
-    from portal.celery import app
-
-    app.control.purge()
-    node = f"bench-{os.getpid()}@{socket.gethostname()}"
-    proc, log = procs.start(
-        "worker",
-        [
-            str(BIN / "celery"),
-            "-A",
-            "portal",
-            "worker",
-            "-Q",
-            "inference,default",
-            "-P",
-            "threads",
-            "-c",
-            str(concurrency),
-            "--without-gossip",
-            "--without-mingle",
-            "-l",
-            "info",
-            "-n",
-            node,
-        ],
-    )
-    deadline = time.monotonic() + 60
-    while not app.control.ping(destination=[node], timeout=0.5):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the celery worker did not start:\n{log.read_text()}")
-
-
-# --- seed -----------------------------------------------------------------------
-
-
-@dataclass
-class Seed:
-    email: str
-    password: str
-    team_slug: str
-    backend_id: int
-
-
-def seed(sim_base_url: str) -> Seed:
-    """A staff user owning a fresh team with a backend on this run's simulator."""
-    from django.contrib.auth import get_user_model
-
-    from apps.accounts.services import user_create
-    from apps.inference.models import BackendKind
-    from apps.inference.services import backend_create
-    from apps.teams.services import team_create
-
-    password = secrets.token_urlsafe(18)
-    user = get_user_model().objects.filter(email=BENCH_EMAIL).first()
-    if user is None:
-        user = user_create(email=BENCH_EMAIL, password=password, display_name="Bench")
-    else:
-        user.set_password(password)
-    user.is_staff = True
-    user.save()
-    team = team_create(name=f"bench {time.strftime('%Y%m%d-%H%M%S')}", created_by=user)
-    backend = backend_create(
-        team=team,
-        actor=user,
-        kind=BackendKind.OPENAI_COMPATIBLE,
-        name="simulator",
-        base_url=sim_base_url,
-        models=[MODEL],
-    )
-    return Seed(BENCH_EMAIL, password, team.slug, backend.pk)
 
 
 # --- the measured runs --------------------------------------------------------------
@@ -488,18 +211,7 @@ class DirectSimulator:
     """
 
     def __init__(self, base_url: str, max_connections: int):
-        import httpx2 as httpx
-        import openai
-
-        limits = httpx.Limits(
-            max_connections=max_connections + 10, max_keepalive_connections=max_connections
-        )
-        self.client = openai.AsyncOpenAI(
-            base_url=base_url,
-            api_key="not-needed",
-            max_retries=0,
-            http_client=httpx.AsyncClient(limits=limits, timeout=60),
-        )
+        self.client = openai_client(base_url, "not-needed", max_connections)
 
     async def one(self, label: str) -> float:
         started = time.perf_counter()
@@ -558,10 +270,7 @@ async def measure(
                 batch = [Sample(n, r * n + i) for i in range(n)]
                 level.samples += await asyncio.gather(*(client.run(s) for s in batch))
                 level.wall_s += time.perf_counter() - started
-                for name, value in cpu_snapshot(pids).items():
-                    if name in cpu_before:
-                        spent = value - cpu_before[name]
-                        level.cpu_s[name] = level.cpu_s.get(name, 0.0) + spent
+                cpu_spent(cpu_before, pids, level.cpu_s)
             errors = sum(1 for s in level.samples if s.error)
             print(f"N={n}: {len(level.samples)} runs in {level.wall_s:.2f}s, {errors} errors")
             levels.append(level)
@@ -587,34 +296,24 @@ STAGES = [
 
 def fill_stages(levels: list[Level], sim_ms: float) -> None:
     """Split each run's time using what the pipeline stored (same machine, same clock)."""
-    from apps.inference.models import ChatRun, RunAttempt
-
     samples = {s.run_id: s for level in levels for s in level.samples if s.run_id}
-    runs = ChatRun.objects.in_bulk(list(samples))
-    attempts: dict[int, list] = {}
-    for attempt in RunAttempt.objects.filter(run_id__in=list(samples)).order_by("number"):
-        attempts.setdefault(attempt.run_id, []).append(attempt)
-
-    def ts(value: datetime) -> float:
-        return value.timestamp()
-
+    stored = run_times(samples)
     for run_id, sample in samples.items():
-        run = runs.get(run_id)
-        tries = attempts.get(run_id, [])
-        sample.attempts = len(tries)
+        run = stored.get(run_id)
+        sample.attempts = run.attempts if run is not None else 0
         sample.db_status = run.status if run is not None else "missing"
-        if run is None or not tries or sample.wall_done is None or run.started_at is None:
+        if run is None or not run.attempts or sample.wall_done is None or run.started is None:
             continue
-        last = tries[-1]
+        attempt_ms = (run.last_attempt_finished - run.last_attempt_started) * 1000
         stages = sample.stages
         stages["post"] = sample.post_ms
-        stages["to_row"] = (ts(run.created_at) - sample.wall_start) * 1000
-        stages["queue"] = (ts(run.started_at) - ts(run.created_at)) * 1000
-        stages["pre_call"] = (ts(tries[0].started_at) - ts(run.started_at)) * 1000
-        stages["call"] = (ts(last.finished_at) - ts(last.started_at)) * 1000 - sim_ms
-        stages["finish"] = (ts(run.finished_at) - ts(last.finished_at)) * 1000
-        stages["deliver"] = (sample.wall_done - ts(run.finished_at)) * 1000
-        stages["attempt_ms"] = (ts(last.finished_at) - ts(last.started_at)) * 1000
+        stages["to_row"] = (run.created - sample.wall_start) * 1000
+        stages["queue"] = (run.started - run.created) * 1000
+        stages["pre_call"] = (run.first_attempt_started - run.started) * 1000
+        stages["call"] = attempt_ms - sim_ms
+        stages["finish"] = (run.finished - run.last_attempt_finished) * 1000
+        stages["deliver"] = (sample.wall_done - run.finished) * 1000
+        stages["attempt_ms"] = attempt_ms
 
 
 def peak_concurrent_attempts(level: Level) -> int:
@@ -637,42 +336,8 @@ def peak_concurrent_attempts(level: Level) -> int:
 # --- report ---------------------------------------------------------------------------
 
 
-def percentile(values: list[float], p: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * p / 100
-    low = int(k)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (k - low)
-
-
-def fmt(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def print_table(headers: list[str], rows: list[list[str]], align_left: int = 0) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-
-    def line(cells):
-        return "  ".join(
-            c.ljust(w) if i < align_left else c.rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        )
-
-    print(line(headers))
-    print("  ".join("-" * w for w in widths))
-    for row in rows:
-        print(line(row))
-
-
 def _ok(level: Level) -> list[Sample]:
     return [s for s in level.samples if not s.error and s.e2e_ms is not None]
-
-
-def _p(values: list[float], p: float) -> str:
-    return fmt(percentile(values, p))
 
 
 def report(levels: list[Level], args, sim_ms: float, info: dict) -> None:
@@ -706,11 +371,11 @@ def report(levels: list[Level], args, sim_ms: float, info: dict) -> None:
                 str(len(level.samples) - len(ok)),
                 f"{level.wall_s:.2f}",
                 f"{len(level.samples) / level.wall_s:.1f}" if level.wall_s else "-",
-                _p(added, 50),
-                _p(added, 95),
-                _p(added, 99),
-                _p(e2e, 50),
-                _p(e2e, 99),
+                pct(added, 50),
+                pct(added, 95),
+                pct(added, 99),
+                pct(e2e, 50),
+                pct(e2e, 99),
             ]
         )
     print_table(
@@ -744,12 +409,12 @@ def report(levels: list[Level], args, sim_ms: float, info: dict) -> None:
         rows.append(
             [
                 str(level.n),
-                _p(level.direct_ms, 50),
-                _p(level.direct_ms, 99),
-                _p(vs_attempt, 50),
-                _p(vs_attempt, 99),
-                _p(vs_direct, 50),
-                _p(vs_direct, 99),
+                pct(level.direct_ms, 50),
+                pct(level.direct_ms, 99),
+                pct(vs_attempt, 50),
+                pct(vs_attempt, 99),
+                pct(vs_direct, 50),
+                pct(vs_direct, 99),
                 str(info["peaks"].get(level.n, 0)),
                 " ".join(f"{x:.1f}" for x in level.load),
             ]
@@ -792,17 +457,17 @@ def report(levels: list[Level], args, sim_ms: float, info: dict) -> None:
         cells = [label]
         for level in levels:
             values = [s.stages[key] for s in level.samples if key in s.stages]
-            cells.append(f"{_p(values, 50)} / {_p(values, 99)}")
+            cells.append(f"{pct(values, 50)} / {pct(values, 99)}")
         stage_rows.append(cells)
     cells = ["(simulator direct - configured: its own overshoot)"]
     for level in levels:
         over = [d - sim_ms for d in level.direct_ms]
-        cells.append(f"{_p(over, 50)} / {_p(over, 99)}")
+        cells.append(f"{pct(over, 50)} / {pct(over, 99)}")
     stage_rows.append(cells)
     cells = ["(WebSocket first message after POST; in parallel)"]
     for level in levels:
         values = [s.ws_open_ms for s in level.samples if s.ws_open_ms is not None]
-        cells.append(f"{_p(values, 50)} / {_p(values, 99)}")
+        cells.append(f"{pct(values, 50)} / {pct(values, 99)}")
     stage_rows.append(cells)
     cells = ["(runs with more than one attempt)"]
     for level in levels:
@@ -853,81 +518,34 @@ def report(levels: list[Level], args, sim_ms: float, info: dict) -> None:
 # --- main -----------------------------------------------------------------------------------
 
 
-def _terminate_as_interrupt(signum, frame):
-    """SIGTERM takes the Ctrl-C path (asyncio's handler while the batches run)."""
-    handler = signal.getsignal(signal.SIGINT)
-    if callable(handler):
-        handler(signal.SIGINT, frame)
-    else:
-        raise KeyboardInterrupt
+def bench(args: argparse.Namespace, stack: Stack) -> bool:
+    """Start the stack, measure, report; True when no run failed."""
+    from django.conf import settings
+    from django.db import connection
+
+    worker_c = args.worker_concurrency or max(args.concurrency)
+    note_connections(stack.max_connections, worker_c)
+    sim_url, web_url = stack.start(worker_c)
+    seed_ = seed(sim_url)
+    connection.close()  # no connection held idle while the batches run
+    print(f"simulator {sim_url}, web {web_url}, worker -c {worker_c}, logs in {stack.log_dir}")
+    levels = asyncio.run(measure(args, web_url, seed_, sim_url, stack.pids))
+    sim_ms = simulated_ms(args)
+    fill_stages(levels, sim_ms)
+    peaks = {level.n: peak_concurrent_attempts(level) for level in levels}
+    info = {
+        "worker_c": worker_c,
+        "relay_ms": settings.INFERENCE_RELAY_INTERVAL_MS,
+        "debug": settings.DEBUG,
+        "peaks": peaks,
+    }
+    report(levels, args, sim_ms, info)
+    return not any(s.error for level in levels for s in level.samples)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    configure_environment(args)
-    # Ctrl-C stops cleanly even when started with SIGINT ignored (`cmd &` in a script).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
-    log_dir = Path(tempfile.mkdtemp(prefix="portal-bench-"))
-    procs = Processes(log_dir)
-    ok = False
-    try:
-        max_connections = ensure_database(args.database_url)
-        import django
-
-        django.setup()
-        from django.conf import settings
-
-        for name in ("httpx2", "httpx", "openai"):  # one INFO line per request otherwise
-            logging.getLogger(name).setLevel(logging.WARNING)
-
-        assert not settings.CELERY_TASK_ALWAYS_EAGER, "tasks must go to the worker"
-        migrate(log_dir)
-        worker_c = args.worker_concurrency or max(args.concurrency)
-        if worker_c + 10 > max_connections:
-            print(
-                f"note: PostgreSQL max_connections is {max_connections}: the worker holds one "
-                f"connection per running run (up to {worker_c}) and the web one per request in "
-                "flight, so runs may fail with 'too many clients'"
-            )
-        sim_url = start_simulator(procs, args)
-        web_url = start_web(procs)
-        start_worker(procs, worker_c)
-        seed_ = seed(sim_url)
-        from django.db import connection
-
-        connection.close()  # no connection held idle while the batches run
-        print(f"simulator {sim_url}, web {web_url}, worker -c {worker_c}, logs in {log_dir}")
-        pids = procs.pids
-        levels = asyncio.run(measure(args, web_url, seed_, sim_url, pids))
-        sim_ms = args.sim_ttft_ms + max(args.sim_tokens - 1, 0) * 1000 / args.sim_tps
-        fill_stages(levels, sim_ms)
-        peaks = {level.n: peak_concurrent_attempts(level) for level in levels}
-        info = {
-            "worker_c": worker_c,
-            "relay_ms": settings.INFERENCE_RELAY_INTERVAL_MS,
-            "debug": settings.DEBUG,
-            "peaks": peaks,
-        }
-        report(levels, args, sim_ms, info)
-        # Logs of a run with errors are kept: they say why.
-        ok = not any(s.error for level in levels for s in level.samples)
-    except KeyboardInterrupt:
-        print("\ninterrupted; stopping the subprocesses", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        procs.stop_all()
-        if ok and not args.keep_logs:
-            for path in log_dir.iterdir():
-                path.unlink()
-            with contextlib.suppress(OSError):
-                log_dir.rmdir()
-        elif log_dir.exists():
-            print(f"subprocess logs: {log_dir}", file=sys.stderr)
-    return 0
+    return stack_run(args, lambda stack: bench(args, stack))
 
 
 if __name__ == "__main__":
