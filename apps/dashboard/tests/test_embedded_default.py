@@ -61,7 +61,7 @@ def embedded_portal(tmp_path):
     )
     try:
         wait_for_port(port, timeout=30)
-        yield f"http://127.0.0.1:{port}", seeded.stdout
+        yield f"http://127.0.0.1:{port}", seeded.stdout, env
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -69,7 +69,7 @@ def embedded_portal(tmp_path):
 
 
 def test_demo_login_and_a_live_local_run_without_any_service(browser, embedded_portal):
-    url, seed_output = embedded_portal
+    url, seed_output, _env = embedded_portal
     assert f"Demo login: {settings.DEMO_EMAIL} / {settings.DEMO_PASSWORD}" in seed_output
     page = browser.new_page(base_url=url)
     page.set_default_timeout(15_000)
@@ -97,3 +97,41 @@ def test_demo_login_and_a_live_local_run_without_any_service(browser, embedded_p
     assert partial and final.startswith(partial) and len(final) > len(partial)
     expect(page.get_by_test_id("run-tokens")).to_contain_text(" out")
     page.close()
+
+
+MAKE_KEY = """
+from apps.keys.services import key_create
+from apps.teams.models import Team
+team = Team.objects.get(memberships__user__email="{email}")
+print(key_create(team=team, actor=team.memberships.get().user, name="sdk", scopes=["chat"])[1])
+"""
+
+
+def test_the_gateway_answers_the_openai_sdk_without_any_service(embedded_portal):
+    """In-process tasks and the in-memory layer carry a gateway call end to end."""
+    import openai
+
+    url, _seed, env = embedded_portal
+    raw = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-v",
+            "0",
+            "-c",
+            MAKE_KEY.format(email=settings.DEMO_EMAIL),
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key=raw, max_retries=0, timeout=30)
+    hello = [{"role": "user", "content": "Hello"}]
+    answer = client.chat.completions.create(model="helpdesk", messages=hello)
+    assert answer.choices[0].message.content and answer.usage.total_tokens > 0
+    chunks = list(client.chat.completions.create(model="helpdesk", messages=hello, stream=True))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text and chunks[-1].choices[0].finish_reason == "stop"
