@@ -6,6 +6,12 @@ snapshot (the partial text in the cache, or the finished row), the order the
 WebSocket consumer uses, so nothing streamed in between is lost; deltas carry
 offsets, so text already given is never given twice. When the layer is quiet
 for a while it re-reads the row, so a lost ``run.done`` can't hang a caller.
+
+The pending ``receive`` is never cancelled while following: channels_redis
+drops a channel's buffered messages when a receive on it is cancelled, so a
+timeout around each receive lost ``run.done`` under load (bench/gateway.py at
+N=50: dozens of answers 5 s late). One receive task stays pending across quiet
+periods instead, and is cancelled only when the caller leaves.
 """
 
 import asyncio
@@ -69,6 +75,7 @@ async def follow(
     group = run_group(run_id)
     await layer.group_add(group, channel)
     text = _Text()
+    receiver: asyncio.Future | None = None
     try:
         run, partial = await _snapshot(run_id)
         if run.is_finished:
@@ -79,9 +86,12 @@ async def follow(
         if partial := text.rest_of(partial):
             yield RunEvent("text", partial)
         while True:
-            try:
-                message = await asyncio.wait_for(layer.receive(channel), quiet_seconds)
-            except TimeoutError:
+            if receiver is None:
+                receiver = asyncio.ensure_future(layer.receive(channel))
+            done, _pending = await asyncio.wait({receiver}, timeout=quiet_seconds)
+            if done:
+                message, receiver = receiver.result(), None
+            else:
                 run = await _load(run_id)
                 if not run.is_finished:
                     yield RunEvent("quiet")
@@ -97,4 +107,6 @@ async def follow(
                 yield RunEvent("done", run=run)
                 return
     finally:
+        if receiver is not None:
+            receiver.cancel()
         await layer.group_discard(group, channel)
