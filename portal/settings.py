@@ -68,7 +68,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "apps.core.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "apps.core.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -147,6 +147,11 @@ if REDIS_URL:
                     {"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}
                 ],
                 "prefix": env_str("CHANNEL_LAYER_PREFIX", "asgi"),
+                # Every channel a process opens with new_channel() (WebSockets, run
+                # streams) shares one Redis inbox, and group_send silently drops
+                # messages once it holds `capacity` of them. The default 100 lost
+                # run.done under 50 concurrent streams (bench/gateway.py).
+                "capacity": env_int("CHANNEL_LAYER_CAPACITY", 10_000),
             },
         }
     }

@@ -2,13 +2,13 @@
 
 Field for field what the OpenAI API returns, so SDKs parse them unchanged. The
 id carries the run id (``chatcmpl-<run>``) so a caller can look the run up in
-the REST API.
+the REST API. Bodies are built from the run's final message (the dict the
+worker broadcasts when the run ends), not from a fresh read of the row.
 """
 
 import json
 
 from apps.gateway.services import Started
-from apps.inference.models import ChatRun
 
 FINISH_REASONS = {"stop", "length", "tool_calls", "content_filter", "function_call"}
 
@@ -17,50 +17,57 @@ def completion_id(started: Started) -> str:
     return f"chatcmpl-{started.run.pk}"
 
 
-def finish_reason(run: ChatRun) -> str:
-    if run.tool_calls:
+def finish_reason(final: dict) -> str:
+    if final.get("tool_calls"):
         return "tool_calls"
-    return run.finish_reason if run.finish_reason in FINISH_REASONS else "stop"
+    reason = final.get("finish_reason")
+    return reason if reason in FINISH_REASONS else "stop"
 
 
-def usage(run: ChatRun) -> dict:
-    prompt = run.prompt_tokens or 0
-    completion = run.completion_tokens or 0
+def usage(final: dict) -> dict:
+    reported = final.get("usage") or {}
+    prompt = reported.get("prompt_tokens") or 0
+    completion = reported.get("completion_tokens") or 0
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
-        "total_tokens": run.total_tokens or prompt + completion,
+        "total_tokens": reported.get("total_tokens") or prompt + completion,
     }
 
 
-def _tool_calls(run: ChatRun) -> list[dict]:
+def _tool_calls(final: dict) -> list[dict]:
     return [
         {
-            "id": call.get("id") or f"call_{run.pk}_{i}",
+            "id": call.get("id") or f"call_{final['run_id']}_{i}",
             "type": "function",
             "function": {
                 "name": call.get("function", {}).get("name", ""),
                 "arguments": call.get("function", {}).get("arguments", ""),
             },
         }
-        for i, call in enumerate(run.tool_calls or [])
+        for i, call in enumerate(final.get("tool_calls") or [])
     ]
 
 
-def completion(started: Started, run: ChatRun) -> dict:
-    message = {"role": "assistant", "content": run.output, "refusal": None}
-    if run.tool_calls:
-        message["tool_calls"] = _tool_calls(run)
-        message["content"] = run.output or None
+def completion(started: Started, final: dict) -> dict:
+    message = {"role": "assistant", "content": final["output"], "refusal": None}
+    if final.get("tool_calls"):
+        message["tool_calls"] = _tool_calls(final)
+        message["content"] = final["output"] or None
     return {
         "id": completion_id(started),
         "object": "chat.completion",
         "created": started.created,
         "model": started.model,
         "choices": [
-            {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason(run)}
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": finish_reason(final),
+            }
         ],
-        "usage": usage(run),
+        "usage": usage(final),
         "system_fingerprint": None,
     }
 
@@ -97,14 +104,14 @@ class ChunkWriter:
     def text(self, piece: str) -> str:
         return self._delta({"content": piece})
 
-    def end(self, run: ChatRun) -> str:
+    def end(self, final: dict) -> str:
         """Tool calls (when any), the finish chunk, the usage chunk when asked, [DONE]."""
         parts = []
-        for i, call in enumerate(_tool_calls(run)):
+        for i, call in enumerate(_tool_calls(final)):
             parts.append(self._delta({"tool_calls": [{"index": i, **call}]}))
-        parts.append(self._delta({}, finish_reason(run)))
+        parts.append(self._delta({}, finish_reason(final)))
         if self.include_usage:
-            parts.append(self._chunk([], usage=usage(run)))
+            parts.append(self._chunk([], usage=usage(final)))
         parts.append("data: [DONE]\n\n")
         return "".join(parts)
 

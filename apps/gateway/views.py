@@ -68,21 +68,21 @@ def _unexpected(exc: Exception) -> JsonResponse:
     ).response()
 
 
-def _failure(run) -> GatewayError:
+def _failure(final: dict) -> GatewayError:
     """The error for a run the backends could not answer."""
-    status = BACKEND_FAILURE_STATUS.get(run.error_code, 502)
-    message = run.error or "The model backend failed."
-    return GatewayError(status, message, code=run.error_code or "backend_error")
+    code = final.get("error_code") or "backend_error"
+    message = final.get("error") or "The model backend failed."
+    return GatewayError(BACKEND_FAILURE_STATUS.get(code, 502), message, code=code)
 
 
-def _failed(run) -> bool:
-    return run.status == RunStatus.FAILED
+def _failed(final: dict) -> bool:
+    return final["status"] == RunStatus.FAILED
 
 
 async def _finished(events):
     async for event in events:
         if event.kind == "done":
-            return event.run
+            return event.final
     raise RuntimeError("the run stream ended without a final state")  # pragma: no cover
 
 
@@ -98,13 +98,11 @@ async def _chunks(writer: responses.ChunkWriter, first, events, actor, started):
                 yield ": keep-alive\n\n"
             else:
                 finished = True
-                run = event.run
-                if _failed(run):
-                    error = _failure(run)
-                    yield writer.error(error.response_body())
+                if _failed(event.final):
+                    yield writer.error(_failure(event.final).response_body())
                     yield "data: [DONE]\n\n"
                 else:
-                    yield writer.end(run)
+                    yield writer.end(event.final)
                 return
             event = await anext(events)
     finally:
@@ -128,14 +126,14 @@ async def chat_completions(request):
     events = follow(started.run.pk)
     try:
         if not chat.stream:
-            run = await _finished(events)
-            if _failed(run):
-                return _failure(run).response()
-            response = JsonResponse(responses.completion(started, run))
+            final = await _finished(events)
+            if _failed(final):
+                return _failure(final).response()
+            response = JsonResponse(responses.completion(started, final))
         else:
             first = await anext(events)
-            if first.kind == "done" and _failed(first.run):
-                return _failure(first.run).response()
+            if first.kind == "done" and _failed(first.final):
+                return _failure(first.final).response()
             writer = responses.ChunkWriter(started, include_usage=chat.include_usage)
             response = StreamingHttpResponse(
                 _chunks(writer, first, events, actor, started), content_type="text/event-stream"

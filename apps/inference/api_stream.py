@@ -13,7 +13,6 @@ from ninja import Router
 
 from apps.core.api_errors import with_errors
 from apps.inference import selectors
-from apps.inference.executor import final_message
 from apps.inference.streaming import follow
 from apps.teams.selectors import team_for_request
 
@@ -44,7 +43,7 @@ async def run_event_stream(run_id: int):
         elif event.kind == "quiet":
             yield ": keep-alive\n\n"
         else:
-            yield sse("done", final_message(event.run))
+            yield sse("done", event.final)
 
 
 @router.get(

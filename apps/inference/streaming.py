@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
+from apps.inference.executor import final_message
 from apps.inference.models import ChatRun
 from apps.inference.relay import partial_output, run_group
 
@@ -29,24 +30,30 @@ QUIET_CHECK_SECONDS = 5.0
 
 @dataclass(frozen=True)
 class RunEvent:
-    """``text``: new output; ``done``: the finished run; ``quiet``: nothing for a while."""
+    """``text``: new output; ``quiet``: nothing for a while; ``done``: the run
+    finished, ``final`` is its :func:`~apps.inference.executor.final_message`
+    (the same dict the worker broadcasts, so the end costs no database read)."""
 
     kind: str
     text: str = ""
-    run: ChatRun | None = None
+    final: dict | None = None
 
 
 def _load_sync(run_id: int) -> ChatRun:
     return ChatRun.objects.select_related("prompt_version").get(pk=run_id)
 
 
-_load = database_sync_to_async(_load_sync)
+@database_sync_to_async
+def _final_if_finished(run_id: int) -> dict | None:
+    run = _load_sync(run_id)
+    return final_message(run) if run.is_finished else None
 
 
 @database_sync_to_async
-def _snapshot(run_id: int) -> tuple[ChatRun, str]:
+def _snapshot(run_id: int) -> tuple[dict | None, str]:
     partial = partial_output(run_id)
-    return _load_sync(run_id), partial
+    run = _load_sync(run_id)
+    return (final_message(run) if run.is_finished else None), partial
 
 
 class _Text:
@@ -77,11 +84,11 @@ async def follow(
     text = _Text()
     receiver: asyncio.Future | None = None
     try:
-        run, partial = await _snapshot(run_id)
-        if run.is_finished:
-            if rest := text.rest_of(run.output):
+        final, partial = await _snapshot(run_id)
+        if final is not None:
+            if rest := text.rest_of(final["output"]):
                 yield RunEvent("text", rest)
-            yield RunEvent("done", run=run)
+            yield RunEvent("done", final=final)
             return
         if partial := text.rest_of(partial):
             yield RunEvent("text", partial)
@@ -92,19 +99,17 @@ async def follow(
             if done:
                 message, receiver = receiver.result(), None
             else:
-                run = await _load(run_id)
-                if not run.is_finished:
+                message = await _final_if_finished(run_id)
+                if message is None:
                     yield RunEvent("quiet")
                     continue
-                message = {"type": "run.done"}
             if message.get("type") == "run.delta":
                 if piece := text.piece(message["offset"], message["delta"]):
                     yield RunEvent("text", piece)
             elif message.get("type") == "run.done":
-                run = await _load(run_id)
-                if rest := text.rest_of(run.output):
+                if rest := text.rest_of(message["output"]):
                     yield RunEvent("text", rest)
-                yield RunEvent("done", run=run)
+                yield RunEvent("done", final=message)
                 return
     finally:
         if receiver is not None:
