@@ -62,6 +62,8 @@ INSTALLED_APPS = [
     "apps.conversations",
     "apps.keys",
     "apps.gateway",
+    "apps.usage",
+    "apps.quotas",
     "apps.dashboard",
 ]
 
