@@ -7,6 +7,7 @@ runs in a worker process. (The openai 3.x SDK is built on ``httpx2``.)
 """
 
 import functools
+import itertools
 import json
 import time
 
@@ -170,42 +171,27 @@ class OpenAIChatClient:
         tool_calls: dict[int, dict] = {}
         started = time.monotonic()
         kwargs = {k: params[k] for k in PASSTHROUGH_PARAMS if params.get(k) is not None}
-        stream = None
         try:
-            stream = self.client.chat.completions.create(
+            with self.client.chat.completions.with_streaming_response.create(
                 model=model,
                 messages=messages,
                 stream=True,
                 stream_options={"include_usage": True},
                 **kwargs,
-            )
-            content_type = stream.response.headers.get("content-type", "")
-            if not content_type.startswith("text/event-stream"):
-                raise BackendError(
-                    f"The backend answered with {content_type or 'no content type'}, "
-                    "not an event stream; is the base URL an OpenAI-compatible /v1?",
-                    retryable=False,
-                    code="invalid_response",
-                    partial=result,
-                )
-            for chunk in stream:
-                if should_stop():
-                    raise Cancelled(result)
-                if getattr(chunk, "usage", None):
-                    result.prompt_tokens = chunk.usage.prompt_tokens
-                    result.completion_tokens = chunk.usage.completion_tokens
-                for choice in chunk.choices or []:
-                    delta = choice.delta
-                    if delta is not None and delta.content:
-                        if result.ttft_ms is None:
-                            result.ttft_ms = int((time.monotonic() - started) * 1000)
-                        result.text += delta.content
-                        result.emitted += 1
-                        on_delta(delta.content)
-                    for call in (delta.tool_calls or []) if delta is not None else []:
-                        _merge_tool_call(tool_calls, call)
-                    if choice.finish_reason:
-                        result.finish_reason = choice.finish_reason
+            ) as response:
+                content_type = response.headers.get("content-type", "")
+                if not content_type.startswith("text/event-stream"):
+                    raise BackendError(
+                        f"The backend answered with {content_type or 'no content type'}, "
+                        "not an event stream; is the base URL an OpenAI-compatible /v1?",
+                        retryable=False,
+                        code="invalid_response",
+                        partial=result,
+                    )
+                for chunk in sse_chunks(response.iter_lines(), result):
+                    if should_stop():
+                        raise Cancelled(result)
+                    _take_chunk(chunk, result, tool_calls, started, on_delta)
         except (Cancelled, BackendError):
             raise
         except Exception as exc:
@@ -216,9 +202,6 @@ class OpenAIChatClient:
                     f"The backend's stream broke after {result.emitted} chunks: {error.message}"
                 )
             raise error from None
-        finally:
-            if stream is not None:
-                stream.close()
         if tool_calls:
             result.tool_calls = [tool_calls[i] for i in sorted(tool_calls)]
         if not result.finish_reason:
@@ -239,14 +222,69 @@ class OpenAIChatClient:
         return result
 
 
-def _merge_tool_call(calls: dict[int, dict], delta) -> None:
+def sse_chunks(lines, partial: CallResult):
+    """The JSON objects of an OpenAI event stream, parsed here rather than by the SDK.
+
+    The SDK builds a pydantic model of every chunk; that was a quarter of a
+    worker's CPU per run (cProfile over 100 runs of 20 chunks), for fields we
+    read once. Events are joined from their ``data:`` lines as the SSE spec
+    says; ``[DONE]`` ends the stream; an ``error`` object mid-stream (OpenAI's
+    way to fail after the status line) becomes a retryable backend error.
+    """
+    data: list[str] = []
+    for line in itertools.chain(lines, [""]):  # a last blank line ends a final event
+        if line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+            continue
+        if line or not data:
+            continue  # other fields (event:, id:, comments) carry nothing we use
+        text, data = "\n".join(data), []
+        if text.strip() == "[DONE]":
+            return
+        chunk = json.loads(text)
+        if not isinstance(chunk, dict):
+            raise ValueError("an event that is not a JSON object")
+        if chunk.get("error"):
+            error = chunk["error"]
+            message = error.get("message") if isinstance(error, dict) else str(error)
+            raise BackendError(
+                f"The backend failed mid-stream: {message}",
+                retryable=True,
+                code="server_error",
+                partial=partial,
+            )
+        yield chunk
+
+
+def _take_chunk(chunk: dict, result: CallResult, tool_calls: dict, started, on_delta) -> None:
+    usage = chunk.get("usage")
+    if usage:
+        result.prompt_tokens = usage.get("prompt_tokens")
+        result.completion_tokens = usage.get("completion_tokens")
+    for choice in chunk.get("choices") or []:
+        delta = choice.get("delta") or {}
+        content = delta.get("content")
+        if content:
+            if result.ttft_ms is None:
+                result.ttft_ms = int((time.monotonic() - started) * 1000)
+            result.text += content
+            result.emitted += 1
+            on_delta(content)
+        for call in delta.get("tool_calls") or []:
+            _merge_tool_call(tool_calls, call)
+        if choice.get("finish_reason"):
+            result.finish_reason = choice["finish_reason"]
+
+
+def _merge_tool_call(calls: dict[int, dict], delta: dict) -> None:
     entry = calls.setdefault(
-        delta.index, {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
+        delta.get("index", 0),
+        {"id": "", "type": "function", "function": {"name": "", "arguments": ""}},
     )
-    if delta.id:
-        entry["id"] = delta.id
-    if delta.function is not None:
-        if delta.function.name:
-            entry["function"]["name"] += delta.function.name
-        if delta.function.arguments:
-            entry["function"]["arguments"] += delta.function.arguments
+    if delta.get("id"):
+        entry["id"] = delta["id"]
+    function = delta.get("function") or {}
+    if function.get("name"):
+        entry["function"]["name"] += function["name"]
+    if function.get("arguments"):
+        entry["function"]["arguments"] += function["arguments"]
