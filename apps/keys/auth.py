@@ -49,7 +49,9 @@ def forget(public_id: str) -> None:
 def _lookup(public_id: str) -> ApiKey | None:
     entry = cache.get(cache_key(public_id))
     if entry is None:
-        entry = ApiKey.objects.filter(public_id=public_id).first() or _MISSING
+        # the team comes along: every caller of a key needs it next
+        found = ApiKey.objects.select_related("team").filter(public_id=public_id).first()
+        entry = found or _MISSING
         cache.set(cache_key(public_id), entry, CACHE_TTL_SECONDS)
     return None if entry == _MISSING else entry
 
