@@ -7,12 +7,15 @@ from ninja.security import django_auth
 from apps.assistants.api import router as assistants_router
 from apps.conversations.api import router as conversations_router
 from apps.core import api_errors
+from apps.events.api import router as events_router
 from apps.inference.api import router as inference_router
 from apps.inference.api_stream import router as run_stream_router
 from apps.keys.api import router as keys_router
 from apps.keys.api_auth import ApiKeyBearer
 from apps.prompts.api import router as prompts_router
+from apps.quotas.api import router as quotas_router
 from apps.teams.api import router as teams_router
+from apps.usage.api import router as usage_router
 
 api = NinjaAPI(
     title="AI developer portal API",
@@ -38,6 +41,9 @@ api = NinjaAPI(
             {"name": "prompts", "description": "Versioned prompts, labels and rendering."},
             {"name": "conversations", "description": "Your conversations with assistants."},
             {"name": "keys", "description": "Team API keys and the key policy."},
+            {"name": "quotas", "description": "Budgets, rate limits and their increases."},
+            {"name": "usage", "description": "Usage, cost, prices and CSV exports."},
+            {"name": "events", "description": "The team's event log and its live stream."},
         ]
     },
 )
@@ -50,3 +56,6 @@ api.add_router("/teams", prompts_router)
 api.add_router("/teams", conversations_router)
 api.add_router("/teams", keys_router)
 api.add_router("/teams", run_stream_router)
+api.add_router("/teams", quotas_router)
+api.add_router("/teams", usage_router)
+api.add_router("/teams", events_router)

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "apps.gateway",
     "apps.usage",
     "apps.quotas",
+    "apps.events",
     "apps.dashboard",
 ]
 
@@ -163,6 +164,26 @@ else:
 
 KAFKA_BOOTSTRAP_SERVERS = env_list("KAFKA_BOOTSTRAP_SERVERS", [])
 KAFKA_EVENTS_TOPIC = env_str("KAFKA_EVENTS_TOPIC", "portal.events")
+# Messages the bridge can't deliver (not our envelope, unknown type, wrong team).
+KAFKA_EVENTS_DLQ_TOPIC = env_str("KAFKA_EVENTS_DLQ_TOPIC", f"{KAFKA_EVENTS_TOPIC}.dlq")
+KAFKA_EVENTS_PARTITIONS = env_int("KAFKA_EVENTS_PARTITIONS", 6)
+KAFKA_BRIDGE_GROUP = env_str("KAFKA_BRIDGE_GROUP", "portal-bridge")
+KAFKA_SESSION_TIMEOUT_MS = env_int("KAFKA_SESSION_TIMEOUT_MS", 10_000)
+KAFKA_HEARTBEAT_INTERVAL_MS = env_int("KAFKA_HEARTBEAT_INTERVAL_MS", 3_000)
+
+# --- Events ------------------------------------------------------------------
+
+# Published outbox rows (the event log the pages and the API read) live this long.
+EVENTS_RETENTION_DAYS = env_int("EVENTS_RETENTION_DAYS", 30)
+EVENTS_RETENTION_BATCH_SIZE = env_int("EVENTS_RETENTION_BATCH_SIZE", 5000)
+# The relay waits this long for a NOTIFY before looking at the outbox anyway.
+EVENTS_RELAY_POLL_SECONDS = float(env_str("EVENTS_RELAY_POLL_SECONDS", "1.0"))
+EVENTS_RELAY_BATCH_SIZE = env_int("EVENTS_RELAY_BATCH_SIZE", 1000)
+EVENTS_RELAY_MAX_BACKOFF_SECONDS = float(env_str("EVENTS_RELAY_MAX_BACKOFF_SECONDS", "30"))
+# Beat publishes rows older than this when no relay holds the relay lock.
+EVENTS_SAFETY_NET_SECONDS = env_int("EVENTS_SAFETY_NET_SECONDS", 60)
+# How long the bridge remembers an event id it delivered (duplicates are skipped).
+EVENTS_DEDUPE_SECONDS = env_int("EVENTS_DEDUPE_SECONDS", 86_400)
 
 # --- Celery ----------------------------------------------------------------
 
@@ -183,6 +204,12 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600)}
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-runs": {"task": "apps.inference.tasks.sweep_stale_runs", "schedule": 30.0},
+    "reconcile-quotas": {
+        "task": "apps.quotas.tasks.reconcile_quotas",
+        "schedule": float(env_int("QUOTA_RECONCILE_SECONDS", 60)),
+    },
+    "purge-usage-records": {"task": "apps.usage.tasks.purge_usage_records", "schedule": 3600.0},
+    "events-safety-net": {"task": "apps.events.tasks.events_safety_net", "schedule": 30.0},
 }
 CELERY_ACCEPT_CONTENT = ["json"]
 
@@ -200,6 +227,29 @@ INFERENCE_RETRY_MAX_SECONDS = float(env_str("INFERENCE_RETRY_MAX_SECONDS", "20")
 # Deltas of one run are coalesced into at most one channel-layer message per interval.
 INFERENCE_RELAY_INTERVAL_MS = env_int("INFERENCE_RELAY_INTERVAL_MS", 50)
 LOCAL_BACKEND_TOKENS_PER_SECOND = float(env_str("LOCAL_BACKEND_TOKENS_PER_SECOND", "40"))
+
+# --- Usage -------------------------------------------------------------------
+
+# Ledger rows (one per backend attempt) older than this are deleted by beat, a batch
+# per statement; the hourly and daily rollups the pages read are kept.
+USAGE_RETENTION_DAYS = env_int("USAGE_RETENTION_DAYS", 400)
+USAGE_RETENTION_BATCH_SIZE = env_int("USAGE_RETENTION_BATCH_SIZE", 5000)
+
+# --- Quotas ------------------------------------------------------------------
+
+QUOTA_REDIS_PREFIX = env_str("QUOTA_REDIS_PREFIX", "quota")
+# Completion tokens reserved for a run that sets no max_tokens.
+QUOTA_DEFAULT_MAX_TOKENS = env_int("QUOTA_DEFAULT_MAX_TOKENS", 4096)
+# How long a process reuses the quotas it read; changes elsewhere apply after this.
+QUOTA_RULES_CACHE_SECONDS = env_int("QUOTA_RULES_CACHE_SECONDS", 2)
+QUOTA_RESERVATION_TTL_SECONDS = env_int("QUOTA_RESERVATION_TTL_SECONDS", 86400)
+# A reservation stops counting as a concurrent run after this unless reconciliation
+# finds its run still going (a leaked slot can't block a team for long).
+QUOTA_RUN_DEADLINE_SECONDS = env_int("QUOTA_RUN_DEADLINE_SECONDS", 3600)
+QUOTA_RECONCILE_SECONDS = env_int("QUOTA_RECONCILE_SECONDS", 60)
+QUOTA_RECONCILE_GRACE_SECONDS = env_int("QUOTA_RECONCILE_GRACE_SECONDS", 60)
+# Budget counters outlive their period by this much (late settlements, the page).
+QUOTA_PERIOD_KEEP_SECONDS = env_int("QUOTA_PERIOD_KEEP_SECONDS", 2 * 86400)
 
 # --- Auth ------------------------------------------------------------------
 

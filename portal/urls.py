@@ -20,5 +20,8 @@ urlpatterns = [
     path("", include("apps.inference.urls")),
     path("", include("apps.conversations.urls")),
     path("", include("apps.keys.urls")),
+    path("", include("apps.quotas.urls")),
+    path("", include("apps.usage.urls")),
+    path("", include("apps.events.urls")),
     path("", include("apps.dashboard.urls")),
 ]

@@ -11,6 +11,7 @@ from django.utils.text import slugify
 
 from apps.assistants.models import Assistant, InstructionsSource
 from apps.core.errors import Conflict, NotFound, ServiceError
+from apps.events.outbox import emit
 from apps.inference import validation
 from apps.inference.selectors import backend_available_to
 from apps.prompts import rendering
@@ -102,6 +103,24 @@ def _validate(assistant: Assistant) -> None:
         raise ServiceError("The pinned version belongs to another prompt.", param="prompt_version")
 
 
+def _event(assistant: Assistant, type_: str, actor, **extra) -> None:
+    data = {
+        "assistant_id": assistant.pk,
+        "assistant": assistant.slug,
+        "name": assistant.name,
+        "model": assistant.model,
+        **extra,
+    }
+    emit(
+        assistant.team,
+        type_,
+        subject=f"assistant/{assistant.slug}",
+        data=data,
+        actor=actor,
+        assistant_id=assistant.pk,
+    )
+
+
 def _unique_slug(team: Team, name: str, exclude: int | None = None) -> str:
     base = slugify(name)[:50]
     if not base:
@@ -128,6 +147,7 @@ def assistant_create(*, team: Team, actor, name: str, **data) -> Assistant:
         raise Conflict(f"This team already has an assistant called {slug!r}.", param="name")
     assistant.slug = slug
     assistant.save()
+    _event(assistant, "assistant.created", actor)
     return assistant
 
 
@@ -138,6 +158,8 @@ def assistant_update(*, assistant: Assistant, actor, **data) -> Assistant:
     _apply(assistant, data)
     _validate(assistant)
     assistant.save()
+    changed = sorted(name for name, value in data.items() if value is not None)
+    _event(assistant, "assistant.changed", actor, changed=changed)
     return assistant
 
 
@@ -151,6 +173,7 @@ def assistant_duplicate(*, assistant: Assistant, actor, name: str | None = None)
     copy.created_by = user_of(actor)
     copy.archived_at = None
     copy.save()
+    _event(copy, "assistant.created", actor)
     return copy
 
 
@@ -161,6 +184,7 @@ def assistant_remove(*, assistant: Assistant, actor) -> str:
     has_history = assistant.runs.exists() or assistant.conversations.exists()
     if has_history:
         Assistant.objects.filter(pk=assistant.pk).update(archived_at=timezone.now())
+        _event(assistant, "assistant.archived", actor)
         return "archived"
     assistant.delete()
     return "deleted"

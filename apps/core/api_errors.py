@@ -43,6 +43,25 @@ class ErrorDetail(Schema):
     code: str = Field(
         description="A stable machine-readable reason.", examples=["validation_error"]
     )
+    limit: dict[str, Any] | None = Field(
+        None,
+        description=(
+            "429 from a quota or rate limit only: which limit (`name`, `scope`), its value "
+            "(`limit`), the current consumption (`current`), what this request needed "
+            "(`requested`), the `unit` and when it resets (`resets_at`, ISO 8601)."
+        ),
+        examples=[
+            {
+                "name": "token_budget",
+                "scope": "team",
+                "limit": 100000,
+                "current": 99500,
+                "requested": 1200,
+                "unit": "tokens",
+                "resets_at": "2025-07-01T00:00:00+02:00",
+            }
+        ],
+    )
 
 
 class ErrorOut(Schema):
@@ -69,7 +88,9 @@ def with_errors(response: Any, *statuses: int, base: tuple[int, ...] = STANDARD_
     return responses
 
 
-def error_response(api: NinjaAPI, request, status: int, message: str, *, code: str, param=None):
+def error_response(
+    api: NinjaAPI, request, status: int, message: str, *, code: str, param=None, limit=None
+):
     body = {
         "error": {
             "type": _TYPES.get(status, "api_error"),
@@ -78,6 +99,8 @@ def error_response(api: NinjaAPI, request, status: int, message: str, *, code: s
             "code": code,
         }
     }
+    if limit is not None:
+        body["error"]["limit"] = limit
     return api.create_response(request, body, status=status)
 
 
@@ -93,7 +116,13 @@ def install(api: NinjaAPI) -> None:
     @api.exception_handler(ServiceError)
     def service_error(request, exc: ServiceError):
         response = error_response(
-            api, request, exc.status, exc.message, code=exc.code, param=exc.param
+            api,
+            request,
+            exc.status,
+            exc.message,
+            code=exc.code,
+            param=exc.param,
+            limit=getattr(exc, "limit", None),
         )
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:

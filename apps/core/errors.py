@@ -28,11 +28,25 @@ class Conflict(ServiceError):
 
 
 class RateLimited(ServiceError):
-    """Too many requests; ``retry_after`` is whole seconds, sent as ``Retry-After``."""
+    """Too many requests; ``retry_after`` is whole seconds, sent as ``Retry-After``.
+
+    ``limit`` (optional) names the limit for programs: ``{"name", "scope", "limit",
+    "current", "requested", "unit", "resets_at"}``; both the API and the gateway put it
+    in the error body next to the message."""
 
     status = 429
     code = "rate_limit_exceeded"
 
-    def __init__(self, message: str, *, retry_after: int, code: str | None = None):
+    def __init__(
+        self, message: str, *, retry_after: int, code: str | None = None, limit: dict | None = None
+    ):
         super().__init__(message, code=code)
         self.retry_after = retry_after
+        self.limit = limit
+
+
+class Unavailable(ServiceError):
+    """A service the request depends on is down (say Redis for quotas); try again."""
+
+    status = 503
+    code = "service_unavailable"

@@ -23,12 +23,25 @@ def home(request):
     return redirect("dashboard:team_home", team_slug=team.slug)
 
 
+def _usage_today(team):
+    """Today's requests, tokens and cost from the rollups; the page then adds each
+    finished run's figures from the live event stream."""
+    from django.utils import timezone
+
+    from apps.usage.query import Filters, Window
+    from apps.usage.selectors import usage_summary
+
+    today = timezone.now().astimezone(team.zone).date()
+    return usage_summary(team, Window(today, today, team.zone), Filters()).totals
+
+
 @team_view(Action.VIEW)
 def team_home(request, team):
     context = {
         "member_count": selectors.members(team).count(),
         "assistants": assistants_for_team(team)[:5],
         "assistant_count": assistants_for_team(team).count(),
+        "today": _usage_today(team),
     }
     return render(request, "dashboard/home.html", context)
 

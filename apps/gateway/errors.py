@@ -32,6 +32,7 @@ class GatewayError(Exception):
         code: str | None = None,
         param: str | None = None,
         retry_after: int | None = None,
+        limit: dict | None = None,
     ):
         super().__init__(message)
         self.status = status
@@ -39,14 +40,18 @@ class GatewayError(Exception):
         self.code = code
         self.param = param
         self.retry_after = retry_after
+        self.limit = limit
 
     def response_body(self) -> dict:
-        return {
+        body = {
             "message": self.message,
             "type": _TYPES.get(self.status, "server_error"),
             "param": self.param,
             "code": self.code,
         }
+        if self.limit is not None:  # which quota or rate limit refused, for programs
+            body["limit"] = self.limit
+        return body
 
     def response(self) -> JsonResponse:
         response = JsonResponse({"error": self.response_body()}, status=self.status)
@@ -66,6 +71,7 @@ def translate(exc: Exception) -> GatewayError:
             code=exc.code,
             param=exc.param,
             retry_after=getattr(exc, "retry_after", None),
+            limit=getattr(exc, "limit", None),
         )
     if isinstance(exc, PermissionDenied):
         return GatewayError(403, str(exc) or "Not allowed.", code="permission_denied")

@@ -26,9 +26,12 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
+from apps.events import run_events
 from apps.inference import relay, tokens
 from apps.inference.backends import BackendError, CallResult, Cancelled, client_for
 from apps.inference.models import Backend, ChatRun, RunAttempt, RunStatus
+from apps.quotas import enforcement as quotas
+from apps.usage import ledger as usage_ledger
 
 logger = logging.getLogger(__name__)
 MAX_RETRY_AFTER_SECONDS = 60
@@ -87,6 +90,7 @@ def claim(run_id: int) -> tuple[ChatRun, uuid.UUID] | None:
         run.save(
             update_fields=["status", "claim_token", "heartbeat_at", "started_at", "deliveries"]
         )
+        run_events.started(run)
         return run, run.claim_token
 
 
@@ -312,6 +316,9 @@ def write_final(run: ChatRun, outcome: Outcome) -> None:
     run.heartbeat_at = None
     run.save()
     RunAttempt.objects.bulk_create(outcome.attempts)
+    usage_ledger.record(run, outcome.attempts)
+    quotas.settle_run(run, outcome.attempts)
+    run_events.finished(run)
     final = final_message(run)
     transaction.on_commit(lambda: relay.group_send(relay.run_group(run.pk), final))
 

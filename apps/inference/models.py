@@ -144,6 +144,12 @@ class ChatRun(models.Model):
     claim_token = models.UUIDField(null=True, blank=True, editable=False)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    quota_reservation = models.JSONField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="What apps.quotas reserved for the run; settled when it ends.",
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     enqueued_at = models.DateTimeField(
         null=True, blank=True, help_text="When the run was last handed to the queue."

@@ -17,10 +17,12 @@ from django.utils import timezone
 
 from apps.core.crypto import encrypt, last4
 from apps.core.errors import Conflict, ServiceError
+from apps.events.outbox import emit
 from apps.inference import dispatch, executor, validation
 from apps.inference.backends import KINDS, BackendError, client_for
 from apps.inference.models import Backend, BackendKind, ChatRun, RunStatus
 from apps.inference.selectors import backend_available_to
+from apps.quotas import enforcement as quotas
 from apps.teams.models import Team
 from apps.teams.permissions import Action, api_key_of, require, require_use_of, user_of
 
@@ -125,6 +127,14 @@ def backend_check(*, instance: Backend | None, api_key: str | None, **fields) ->
     _validate_backend(backend, api_key_present=present)
 
 
+def _backend_event(backend: Backend, type_: str, actor, **extra) -> None:
+    """Team backends only: a global backend belongs to no team's stream."""
+    if backend.team_id is None:
+        return
+    data = {"backend_id": backend.pk, "name": backend.name, "kind": backend.kind, **extra}
+    emit(backend.team, type_, subject=f"backend/{backend.pk}", data=data, actor=actor)
+
+
 @transaction.atomic
 def backend_create(
     *, team: Team | None, actor, kind: str, name: str, api_key: str = "", models=None, **fields
@@ -140,6 +150,7 @@ def backend_create(
         backend.model_ids = list(LOCAL_MODELS)
     _validate_backend(backend, api_key_present=bool(backend.api_key_encrypted))
     backend.save()
+    _backend_event(backend, "backend.created", actor, models=backend.model_ids)
     if KINDS[kind].lists_models and kind != BackendKind.LOCAL and not backend.model_ids:
         transaction.on_commit(lambda: _enqueue_models_refresh(backend.pk))
     return backend
@@ -160,6 +171,12 @@ def backend_update(
         backend.model_ids = _clean_models(models)
     _validate_backend(backend, api_key_present=bool(backend.api_key_encrypted))
     backend.save()
+    changed = sorted(name for name, value in fields.items() if value is not None)
+    changed += ["api_key"] if api_key is not None else []
+    changed += ["models"] if models is not None else []
+    _backend_event(
+        backend, "backend.changed", actor, enabled=backend.enabled, changed=sorted(changed)
+    )
     return backend
 
 
@@ -242,19 +259,51 @@ def run_create(
     cleaned_fallbacks = validation.clean_fallbacks(fallbacks)
     for i, fallback in enumerate(cleaned_fallbacks):
         _enabled_backend(team, fallback["backend"], f"fallbacks[{i}].backend")
-    run = ChatRun.objects.create(
+    model = validation.clean_model(model)
+    messages = validation.clean_messages(messages)
+    parameters = validation.clean_parameters(parameters)
+    end_user = validation.clean_end_user(end_user)
+    # The worst case is reserved (or a 429 raised) before anything is written.
+    reservation = quotas.reserve_for_run(
         team=team,
-        created_by=user_of(actor),
-        api_key=api_key_of(actor),
-        end_user=validation.clean_end_user(end_user),
-        assistant=assistant,
-        prompt_version=prompt_version,
-        backend=backend,
-        model=validation.clean_model(model),
-        messages=validation.clean_messages(messages),
-        parameters=validation.clean_parameters(parameters),
+        actor=actor,
+        backend_id=backend.pk,
+        model=model,
+        messages=messages,
+        parameters=parameters,
         fallbacks=cleaned_fallbacks,
-        enqueued_at=timezone.now(),
+    )
+    with quotas.released_on_error(reservation):
+        run = ChatRun.objects.create(
+            team=team,
+            created_by=user_of(actor),
+            api_key=api_key_of(actor),
+            end_user=end_user,
+            assistant=assistant,
+            prompt_version=prompt_version,
+            backend=backend,
+            model=model,
+            messages=messages,
+            parameters=parameters,
+            fallbacks=cleaned_fallbacks,
+            enqueued_at=timezone.now(),
+            quota_reservation=reservation,
+        )
+    emit(
+        team,
+        "run.queued",
+        subject=f"run/{run.pk}",
+        data={
+            "run_id": run.pk,
+            "model": run.model,
+            "assistant_id": run.assistant_id,
+            "key_id": run.api_key_id,
+            "backend_id": run.backend_id,
+            "messages": run.messages,
+        },
+        actor=actor,
+        assistant_id=run.assistant_id,
+        key_id=run.api_key_id,
     )
     transaction.on_commit(lambda: dispatch.enqueue_run(run.pk))
     return run

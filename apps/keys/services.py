@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.core.errors import Conflict, NotFound, ServiceError
+from apps.events.outbox import emit
 from apps.keys import auth, tokens
 from apps.keys.models import ApiKey, KeyPolicy, KeyStatus, Scope
 from apps.teams.models import Team
@@ -147,8 +148,22 @@ def key_create(
     else:  # pragma: no cover
         raise Conflict("Could not allocate a key id; try again.")
     auth.forget(key.public_id)
+    key_event(key, "key.created", actor, scopes=key.scopes, expires_at=key.expires_at)
     logger.info("api key created", extra={"key_public_id": key.public_id, "team": team.slug})
     return key, raw
+
+
+def key_event(key: ApiKey, type_: str, actor, **extra) -> None:
+    data = {"key_id": key.pk, "prefix": key.prefix, "name": key.name, **extra}
+    emit(
+        key.team,
+        type_,
+        subject=f"key/{key.public_id}",
+        data=data,
+        actor=actor,
+        key_id=key.pk,
+        assistant_id=key.assistant_id,
+    )
 
 
 def _locked(key: ApiKey) -> ApiKey:
@@ -170,6 +185,7 @@ def key_revoke(*, key: ApiKey, actor) -> ApiKey:
     locked.revoked_by = _user_or_none(actor)
     locked.save(update_fields=["revoked_at", "revoked_by"])
     _forget_now_and_on_commit(locked.public_id)
+    key_event(locked, "key.revoked", actor)
     logger.info("api key revoked", extra={"key_public_id": locked.public_id})
     return locked
 
@@ -197,6 +213,7 @@ def key_rotate(*, key: ApiKey, actor, grace_seconds: int) -> tuple[ApiKey, str]:
     locked.secret_hash = tokens.hash_secret(secret)
     locked.save(update_fields=["secret_hash", "previous_secret_hash", "previous_valid_until"])
     _forget_now_and_on_commit(locked.public_id)
+    key_event(locked, "key.rotated", actor, grace_seconds=grace_seconds)
     logger.info("api key rotated", extra={"key_public_id": locked.public_id})
     return locked, tokens.format_key(locked.public_id, secret)
 

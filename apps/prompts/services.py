@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.core.errors import Conflict, NotFound, ServiceError
+from apps.events.outbox import emit
 from apps.inference.validation import clean_parameters
 from apps.prompts import rendering
 from apps.prompts.models import (
@@ -126,6 +127,18 @@ def _insert_version(*, prompt: Prompt, actor, content: dict, commit_message: str
         **content,
     )
     Prompt.objects.filter(pk=prompt.pk).update(updated_at=timezone.now())
+    emit(
+        prompt.team,
+        "prompt.version_created",
+        subject=f"prompt/{prompt.slug}",
+        data={
+            "prompt_id": prompt.pk,
+            "prompt": prompt.slug,
+            "version": version.number,
+            "commit_message": commit_message,
+        },
+        actor=actor,
+    )
     return version
 
 
@@ -240,6 +253,19 @@ def label_move(*, prompt: Prompt, actor, label: str, version: PromptVersion) -> 
         from_version=previous,
         to_version=version,
         moved_by=_actor(actor),
+    )
+    emit(
+        prompt.team,
+        "prompt.label_moved",
+        subject=f"prompt/{prompt.slug}",
+        data={
+            "prompt_id": prompt.pk,
+            "prompt": prompt.slug,
+            "label": name,
+            "version": version.number,
+            "previous_version": previous.number if previous is not None else None,
+        },
+        actor=actor,
     )
     return current
 

@@ -27,6 +27,10 @@ class Team(models.Model):
         default="UTC",
         help_text="IANA time zone; daily and monthly quota periods and usage days follow it.",
     )
+    events_include_content = models.BooleanField(
+        default=False,
+        help_text="Put prompts and answers in the team's events (off: ids, counts and costs only).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.core.errors import Conflict, NotFound, ServiceError
+from apps.events.outbox import emit
 from apps.teams import realtime
 from apps.teams.models import Invitation, Membership, Role, Team
 from apps.teams.permissions import (
@@ -53,7 +54,13 @@ def team_create(*, name: str, created_by) -> Team:
         team = Team.objects.create(name=name, slug=_unique_slug(f"{name}-{timezone.now():%H%M%S}"))
     Membership.objects.create(team=team, user=created_by, role=Role.OWNER)
     forget_cached_roles(created_by)
+    _member_event(team, "member.joined", created_by, Role.OWNER, actor=created_by)
     return team
+
+
+def _member_event(team: Team, type_: str, user, role: str, *, actor, **extra) -> None:
+    data = {"user_id": user.pk, "user": user.label, "role": role, **extra}
+    emit(team, type_, subject=f"member/{user.pk}", data=data, actor=actor)
 
 
 def _lock_team(team: Team) -> Team:
@@ -148,6 +155,7 @@ def invitation_accept(*, token: str, user) -> Membership:
     invitation.accepted_by = user
     invitation.save(update_fields=["accepted_at", "accepted_by"])
     forget_cached_roles(user)
+    _member_event(team, "member.joined", user, membership.role, actor=user)
     realtime.team_notice_on_commit(
         team_id=team.pk, text=f"{user.label} joined as {membership.role}."
     )
@@ -185,6 +193,9 @@ def membership_change_role(*, membership: Membership, actor, role: str) -> Membe
     membership.save(update_fields=["role"])
     forget_cached_roles(membership.user)
     forget_cached_roles(actor)
+    _member_event(
+        team, "member.role_changed", membership.user, role, actor=actor, previous_role=previous
+    )
     realtime.team_notice_on_commit(
         team_id=team.pk, text=f"{membership.user.label} is now {role} (was {previous})."
     )
@@ -207,6 +218,7 @@ def membership_remove(*, membership: Membership, actor) -> None:
     if membership.role == Role.OWNER and _owner_count(team) == 1:
         raise Conflict("The last owner can't be removed.", code="last_owner")
     label = membership.user.label
+    _member_event(team, "member.left", membership.user, membership.role, actor=actor, removed=True)
     membership.delete()
     realtime.team_notice_on_commit(team_id=team.pk, text=f"{label} was removed from the team.")
 
@@ -221,6 +233,7 @@ def membership_leave(*, team: Team, user) -> None:
         raise Conflict(
             "You are the last owner: make someone else owner before leaving.", code="last_owner"
         )
+    _member_event(team, "member.left", user, membership.role, actor=user, removed=False)
     membership.delete()
     forget_cached_roles(user)
     realtime.team_notice_on_commit(team_id=team.pk, text=f"{user.label} left the team.")

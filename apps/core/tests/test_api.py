@@ -84,7 +84,9 @@ LISTS = [
 def assert_error(response, status: int, param: str | None, code: str):
     assert response.status_code == status, response.content
     error = response.json()["error"]
-    assert set(error) == {"type", "message", "param", "code"}
+    # a 429 also names the limit that refused it (apps.quotas)
+    extra = {"limit"} if status == 429 else set()
+    assert set(error) == {"type", "message", "param", "code"} | extra
     assert (error["param"], error["code"]) == (param, code)
     return error
 
@@ -249,6 +251,7 @@ def test_a_key_over_its_request_rate_gets_429_with_retry_after():
     client = Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
     assert client.get("/api/v1/teams").status_code == 200
     refused = client.get("/api/v1/teams")
-    assert_error(refused, 429, None, "rate_limit_exceeded")
+    error = assert_error(refused, 429, None, "rate_limit_exceeded")
     assert refused.json()["error"]["type"] == "rate_limit_error"
+    assert error["limit"]["name"] == "requests_per_minute" and error["limit"]["limit"] == 1
     assert 1 <= int(refused["Retry-After"]) <= 60

@@ -22,6 +22,9 @@ LISTS = {
     "conversations_list",
     "messages_list",
     "keys_list",
+    "quotas_list",
+    "usage_records_list",
+    "prices_list",
 }
 ORDERED = {
     "assistants_list": "name",

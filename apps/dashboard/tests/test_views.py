@@ -3,6 +3,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from apps.assistants.models import Assistant
+from apps.dashboard.sections import PLANNED_SECTIONS
 from apps.inference.models import Backend
 from apps.teams.models import Membership, Role
 from apps.teams.tests.factories import TeamFactory, member_of
@@ -13,7 +14,7 @@ pytestmark = pytest.mark.django_db
 def test_planned_sections_say_so_plainly(client):
     team = TeamFactory()
     client.force_login(member_of(team, Role.VIEWER))
-    for section in ("usage", "events"):
+    for section in PLANNED_SECTIONS:
         page = client.get(reverse("dashboard:planned", args=[team.slug, section]))
         assert page.status_code == 200
         assert "Not built yet" in page.content.decode()

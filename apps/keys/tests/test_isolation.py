@@ -4,9 +4,11 @@ walked without editing this test; a write without a sample body here fails it
 (a 422 would prove nothing about isolation)."""
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from apps.assistants.tests.factories import AssistantFactory
 from apps.conversations import services as conversations
@@ -15,6 +17,7 @@ from apps.inference.models import ChatRun
 from apps.inference.tests.factories import local_backend, team_with_admin
 from apps.keys.tests.factories import make_key
 from apps.prompts import services as prompts
+from apps.quotas import services as quotas
 from apps.teams import services as teams
 from apps.teams.models import Role
 from apps.teams.tests.factories import member_of
@@ -49,6 +52,16 @@ BODIES = {
     "prompts_render": {"variables": {}},
     "team_members_set_role": {"role": "viewer"},
     "team_invitations_create": {"role": "member"},
+    "quotas_create": {"api_key": "{key_id}", "token_budget": 1},
+    "quotas_update": {"token_budget": 1},
+    "quota_increases_create": {"extra_tokens": 1, "ends_at": "2999-01-01T00:00:00Z"},
+    "quota_time_zone_set": {"time_zone": "Asia/Tokyo"},
+    "prices_create": {
+        "backend": "{backend}",
+        "model": "m",
+        "input_per_million": "1",
+        "output_per_million": "1",
+    },
 }
 
 
@@ -73,6 +86,10 @@ def victim():
     )
     key, _raw = make_key(team, admin, scopes=["chat"])
     invitation = teams.invitation_create(team=team, actor=admin, role="member")
+    quota = quotas.quota_create(team=team, actor=admin, token_budget=10**6)
+    increase = quotas.increase_create(
+        quota=quota, actor=admin, extra_tokens=1, ends_at=timezone.now() + timedelta(days=1)
+    )
     return {
         "team_slug": team.slug,
         "slug": bot.slug,
@@ -87,6 +104,8 @@ def victim():
         "key_id": key.public_id,
         "member_id": team.memberships.get(user=member).pk,
         "invitation_id": invitation.pk,
+        "quota_id": quota.pk,
+        "increase_id": increase.pk,
     }
 
 
@@ -113,11 +132,12 @@ def _snapshot() -> dict:
     from apps.inference.models import Backend
     from apps.keys.models import ApiKey
     from apps.prompts.models import Prompt, PromptLabel, PromptVersion
+    from apps.quotas.models import Quota
     from apps.teams.models import Invitation, Membership
 
     models = [
         Assistant, Conversation, Message, Backend, ApiKey, Prompt, PromptLabel,
-        PromptVersion, Invitation, Membership, ChatRun,
+        PromptVersion, Invitation, Membership, ChatRun, Quota,
     ]  # fmt: skip
     return {
         m.__name__: sorted(

@@ -1,0 +1,75 @@
+"""Events of a run's life, written by the executor in its own transactions.
+
+Cost is what the usage ledger billed for the run's attempts (written in the same
+transaction just before), so the live tiles and the usage pages agree.
+"""
+
+from decimal import Decimal
+
+from django.db.models import Count, Q, Sum
+
+from apps.events.outbox import emit
+
+FINAL_TYPES = {"succeeded": "run.succeeded", "failed": "run.failed", "cancelled": "run.cancelled"}
+
+
+def _base(run) -> dict:
+    return {
+        "run_id": run.pk,
+        "model": run.served_model or run.model,
+        "assistant_id": run.assistant_id,
+        "key_id": run.api_key_id,
+    }
+
+
+def _emit(run, type_: str, data: dict) -> None:
+    emit(
+        run.team,
+        type_,
+        subject=f"run/{run.pk}",
+        data=data,
+        actor=None,
+        assistant_id=run.assistant_id,
+        key_id=run.api_key_id,
+    )
+
+
+def started(run) -> None:
+    _emit(run, "run.started", {**_base(run), "delivery": run.deliveries})
+
+
+def _billed(run) -> tuple[Decimal, bool, int, int]:
+    from apps.usage.models import UsageRecord
+
+    sums = UsageRecord.objects.filter(run_id=run.pk).aggregate(
+        cost=Sum("cost"),
+        n=Count("pk"),
+        tokens=Sum("total_tokens"),
+        unpriced=Count("pk", filter=Q(unpriced=True)),
+    )
+    priced = not sums["unpriced"]
+    return sums["cost"] or Decimal(0), priced, sums["n"] or 0, sums["tokens"] or 0
+
+
+def finished(run) -> None:
+    type_ = FINAL_TYPES.get(run.status)
+    if type_ is None:
+        return
+    cost, priced, attempts, attempt_tokens = _billed(run)
+    data = {
+        **_base(run),
+        "prompt_tokens": run.prompt_tokens or 0,
+        "completion_tokens": run.completion_tokens or 0,
+        "total_tokens": run.total_tokens or 0,
+        "usage_estimated": bool(run.usage_estimated),
+        "cost": format(cost.normalize() if cost else Decimal(0), "f"),
+        "priced": priced,
+        "latency_ms": run.latency_ms,
+        "attempts": attempts,
+        "attempt_tokens": attempt_tokens,
+    }
+    if type_ == "run.succeeded":
+        data.update(finish_reason=run.finish_reason or "", output=run.output)
+    elif type_ == "run.failed":
+        data.update(error_code=run.error_code or "error", error=run.error)
+    _emit(run, type_, data)

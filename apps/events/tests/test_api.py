@@ -1,0 +1,93 @@
+"""``/api/v1/teams/{slug}/events`` and its server-sent-events stream; the embedded default."""
+
+import http.client
+import threading
+import time
+
+import pytest
+
+from apps.events.models import OutboxEvent
+from apps.events.tests.helpers import WsListener
+from apps.keys import services as key_services
+from apps.keys.tests.factories import make_key
+from apps.teams.models import Role
+from apps.teams.tests.factories import TeamFactory, member_of
+
+pytestmark = pytest.mark.django_db
+
+
+def _team():
+    team = TeamFactory()
+    return team, member_of(team, Role.ADMIN)
+
+
+def test_list_filters_and_pages_by_cursor(client):
+    team, admin = _team()
+    other, other_admin = _team()
+    for i in range(5):
+        key_services.key_create(team=team, actor=admin, name=f"k{i}", scopes=["read"])
+    key_services.key_create(team=other, actor=other_admin, name="theirs", scopes=["read"])
+    _key, raw = make_key(team, admin, scopes=["read"])
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+    url = f"/api/v1/teams/{team.slug}/events"
+    first = client.get(url, {"limit": 4, "type": "key.created"}, **auth).json()
+    assert len(first["items"]) == 4 and first["next_cursor"]
+    second = client.get(
+        url, {"limit": 4, "type": "key.created", "cursor": first["next_cursor"]}, **auth
+    ).json()
+    names = [e["data"]["name"] for e in first["items"] + second["items"]]
+    assert names == ["CI key", "k4", "k3", "k2", "k1", "k0"]
+    assert second["next_cursor"] is None
+    assert all(e["teamid"] == str(team.pk) for e in first["items"] + second["items"])
+    assert client.get(f"/api/v1/teams/{other.slug}/events", **auth).status_code in (403, 404)
+
+
+def test_a_key_without_read_scope_is_refused(client):
+    team, admin = _team()
+    _key, raw = make_key(team, admin, scopes=["chat"])
+    response = client.get(f"/api/v1/teams/{team.slug}/events", HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert response.status_code == 403
+    response = client.get(
+        f"/api/v1/teams/{team.slug}/events/stream", HTTP_AUTHORIZATION=f"Bearer {raw}"
+    )
+    assert response.status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)
+def test_embedded_default_hands_events_to_the_page_and_the_stream(settings, asgi_live_server):
+    """No Kafka: on commit, the event goes straight to the channel layer."""
+    settings.KAFKA_BOOTSTRAP_SERVERS = []
+    team, admin = _team()
+    _key, raw = make_key(team, admin, scopes=["read"])
+    lines: list[str] = []
+    connected = threading.Event()
+
+    def read_stream():
+        conn = http.client.HTTPConnection("127.0.0.1", asgi_live_server.port, timeout=20)
+        conn.request(
+            "GET",
+            f"/api/v1/teams/{team.slug}/events/stream",
+            headers={"Authorization": f"Bearer {raw}"},
+        )
+        response = conn.getresponse()
+        assert response.status == 200
+        while raw_line := response.readline():
+            line = raw_line.decode().rstrip("\n")
+            connected.set()
+            lines.append(line)
+            if line.startswith("data:"):
+                break
+        conn.close()
+
+    reader = threading.Thread(target=read_stream, daemon=True)
+    reader.start()
+    with WsListener(asgi_live_server.url, f"/ws/teams/{team.slug}/events/", admin) as ws:
+        assert connected.wait(10)
+        time.sleep(0.3)
+        key_services.key_create(team=team, actor=admin, name="Live", scopes=["read"])
+        (frame,) = ws.wait_for(1, timeout=10)
+        assert frame["data"]["name"] == "Live"
+    reader.join(10)
+    assert "event: key.created" in lines
+    assert any(line.startswith("data:") and '"Live"' in line for line in lines)
+    assert OutboxEvent.objects.get(event_id=frame["id"]).published_at is not None

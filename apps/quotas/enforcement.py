@@ -1,0 +1,335 @@
+"""Holding runs and requests to their quotas: reserve before a run, settle after.
+
+``inference.services.run_create`` calls :func:`reserve_for_run` before it writes
+the run: the run's worst case (estimated prompt tokens plus its completion cap,
+priced at the dearest of its targets) is taken from every limit at once by one
+Redis script, or the request is refused with a 429 and nothing is written. The
+reservation is stored on the run. ``executor.write_final`` calls
+:func:`settle_run` in the transaction that finalizes the run (exactly once per
+run); after commit the reservation is given back and the actual tokens and cost
+are counted. A run that fails or is cancelled counts what its attempts really
+used, usually nothing. Settling twice is harmless: the script only acts while
+the reservation record exists.
+
+Why over-spending can't happen: a reservation is only granted when the settled
+usage plus every reservation in flight plus this worst case fits the budget,
+checked and taken in one atomic step; settlement replaces a reservation by the
+actual usage, which is at most the worst case as long as the backend honours the
+completion cap and the prompt estimate is not low (the estimator counts like
+GPT tokenizers and tools add to it). A request without a cap is reserved at
+``QUOTA_DEFAULT_MAX_TOKENS``; if a backend answers longer, the real usage is
+still what is counted (the ledger is the truth), and later requests are refused.
+
+Actual cost is computed here with ``usage.pricing.cost_of`` on each attempt's
+tokens rather than read from the usage ledger, so quotas keep working whatever
+the ledger does; both use the same price lookup and so agree.
+"""
+
+import json
+import logging
+import math
+import time
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.core.errors import RateLimited
+from apps.inference import tokens as token_estimates
+from apps.quotas import periods, rules, store
+from apps.teams.permissions import api_key_of
+
+logger = logging.getLogger(__name__)
+
+RECORD_VERSION = 1
+NAMES = {
+    "token_budget": ("token budget", "tokens"),
+    "cost_budget": ("cost budget", "cost"),
+    "requests_per_minute": ("requests per minute", "requests"),
+    "tokens_per_minute": ("tokens per minute", "tokens"),
+    "concurrent_runs": ("concurrent runs", "runs"),
+}
+
+
+def _ms(at) -> int:
+    return int(at.timestamp() * 1000)
+
+
+def _cost_of(**kwargs) -> Decimal:
+    """The price list's cost; 0 while the usage app has no pricing (unpriced is free)."""
+    try:
+        from apps.usage.pricing import cost_of
+    except ImportError:  # pragma: no cover - the pricing module ships with usage
+        return Decimal(0)
+    cost, _priced = cost_of(**kwargs)
+    return cost
+
+
+def completion_cap(parameters: dict) -> int:
+    cap = parameters.get("max_completion_tokens") or parameters.get("max_tokens")
+    return int(cap) if cap else settings.QUOTA_DEFAULT_MAX_TOKENS
+
+
+def prompt_estimate(messages: list[dict], parameters: dict) -> int:
+    """Prompt tokens as the backend will count them, or a little more: tool
+    definitions are part of the prompt at OpenAI, so they are counted too."""
+    estimate = token_estimates.estimate_messages_tokens(messages)
+    if parameters.get("tools"):
+        estimate += token_estimates.estimate_tokens(json.dumps(parameters["tools"]))
+    return estimate
+
+
+def worst_case(
+    *, team, backend_id: int, model: str, messages, parameters, fallbacks, priced: bool = True
+) -> tuple[int, Decimal]:
+    """Tokens and cost a run can use at most: a fallback may be dearer than the primary."""
+    parameters = parameters or {}
+    prompt = prompt_estimate(messages, parameters)
+    completion = completion_cap(parameters)
+    cost = Decimal(0)
+    if priced:
+        targets = [(backend_id, model)] + [
+            (f["backend"], f.get("model") or model) for f in fallbacks or ()
+        ]
+        cost = max(
+            _cost_of(
+                team=team,
+                backend=target_backend,
+                model=target_model,
+                prompt_tokens=prompt,
+                completion_tokens=completion,
+            )
+            for target_backend, target_model in targets
+        )
+    return prompt + completion, cost
+
+
+def _limit(value) -> int:
+    return -1 if value is None else int(value)
+
+
+def _expire_at(window: periods.Window) -> int:
+    return int(window.end.timestamp()) + settings.QUOTA_PERIOD_KEEP_SECONDS
+
+
+def _scope_spec(scope: rules.ScopeRules, window, *, count_requests: bool) -> dict:
+    cost_limit = store.to_micros(scope.cost_budget) if scope.cost_budget is not None else None
+    return {
+        "n": scope.name,
+        "p": window.id if window else None,
+        "bx": _expire_at(window) if window else 0,
+        "reset": window.end_ms if window else -1,
+        "tl": _limit(scope.token_budget) if window else -1,
+        "cl": _limit(cost_limit) if window else -1,
+        "rl": _limit(scope.requests_per_minute) if count_requests else -1,
+        "pl": _limit(scope.tokens_per_minute),
+        "ul": _limit(scope.max_concurrent_runs),
+    }
+
+
+def _retry_after(reset_ms: int | None, now_ms: int) -> int:
+    if reset_ms is None:
+        return 1
+    return max(1, math.ceil((reset_ms - now_ms) / 1000))
+
+
+def _shown(name: str, value: int):
+    """Counter units as people read them: costs are kept in millionths."""
+    return str(store.from_micros(value)) if name == "cost_budget" else value
+
+
+def exceeded(
+    refusal: store.Refusal, scope: rules.ScopeRules, window, zone, now_ms: int
+) -> RateLimited:
+    """The 429 naming the limit, where it stands and when it resets."""
+    label, unit = NAMES[refusal.name]
+    budget = refusal.name in {"token_budget", "cost_budget"}
+    if budget:
+        label = f"{label} per {window.kind}"
+        resets = window.end
+    elif refusal.reset_ms is not None:
+        resets = datetime.fromtimestamp(refusal.reset_ms / 1000, tz=zone)
+    else:
+        resets = None
+    retry_after = _retry_after(refusal.reset_ms, now_ms)
+    whose = "The team's" if scope.scope == "team" else "This API key's"
+    current, limit = _shown(refusal.name, refusal.current), _shown(refusal.name, refusal.limit)
+    requested = _shown(refusal.name, refusal.requested)
+    if refusal.name == "concurrent_runs":
+        message = f"{whose} limit of {limit} concurrent runs is reached ({current} running)."
+        when = " Try again when one of them finishes."
+    else:
+        in_use = "used or reserved" if budget else "in the last minute"
+        message = (
+            f"{whose} {label} is {limit} {unit}; {current} {unit} are {in_use} and this "
+            f"request needs up to {requested}."
+        )
+        when = f" It resets at {resets.isoformat()} (in {retry_after} s)."
+        if refusal.requested > refusal.limit and refusal.name != "requests_per_minute":
+            message += " This request alone needs more than the whole limit: lower max_tokens."
+    return RateLimited(
+        message + when,
+        retry_after=retry_after,
+        code="insufficient_quota" if budget else "rate_limit_exceeded",
+        limit={
+            "name": refusal.name,
+            "scope": scope.scope,
+            "limit": limit,
+            "current": current,
+            "requested": requested,
+            "unit": unit,
+            "period": window.id if budget else "minute" if resets else None,
+            "resets_at": resets.isoformat() if resets else None,
+        },
+    )
+
+
+def reserve_for_run(
+    *, team, actor, backend_id: int, model: str, messages, parameters, fallbacks
+) -> dict | None:
+    """Reserve the run's worst case on every scope it is held to; the record to store
+    on the run, None when nothing limits it, or RateLimited."""
+    scopes = rules.for_run(team.pk, api_key_of(actor))
+    if not scopes:
+        return None
+    needs_cost = any(s.cost_budget is not None for s in scopes)
+    tokens, cost = worst_case(
+        team=team,
+        backend_id=backend_id,
+        model=model,
+        messages=messages,
+        parameters=parameters,
+        fallbacks=fallbacks,
+        priced=needs_cost,
+    )
+    now = timezone.now()
+    now_ms = _ms(now)
+    zone = team.zone
+    windows = [periods.window(s.period, zone, now) if s.period else None for s in scopes]
+    reservation_id = store.new_id()
+    record = {
+        "v": RECORD_VERSION,
+        "id": reservation_id,
+        "team": team.pk,
+        "at": now_ms,
+        "tokens": tokens,
+        "cost": store.to_micros(cost),
+        "s": [
+            {
+                "n": s.name,
+                "q": s.quota_id,
+                "p": w.id if w else None,
+                "bx": _expire_at(w) if w else 0,
+            }
+            for s, w in zip(scopes, windows, strict=True)
+        ],
+    }
+    spec = {
+        "pre": store.prefix(),
+        "id": reservation_id,
+        "now": now_ms,
+        "tokens": tokens,
+        "cost": record["cost"],
+        "rttl": settings.QUOTA_RESERVATION_TTL_SECONDS,
+        "dl": now_ms + settings.QUOTA_RUN_DEADLINE_SECONDS * 1000,
+        "record": json.dumps(record),
+        # a key's requests are counted at its door (require_request), the team's here
+        "s": [
+            _scope_spec(s, w, count_requests=s.scope == "team")
+            for s, w in zip(scopes, windows, strict=True)
+        ],
+    }
+    refusal = store.reserve(json.dumps(spec))
+    if refusal is not None:
+        index = refusal.scope_index
+        raise exceeded(refusal, scopes[index], windows[index], zone, now_ms)
+    return record
+
+
+def release(record: dict | None) -> None:
+    """Give a reservation back without counting anything (its run was never written)."""
+    if record:
+        _settle(record, tokens=0, cost=0, finished_ms=_ms(timezone.now()), add=False)
+
+
+@contextmanager
+def released_on_error(record: dict | None):
+    """Release the reservation if writing its run fails; a rollback after this block
+    is caught by reconciliation, which releases reservations without a run."""
+    try:
+        yield
+    except BaseException:
+        release(record)
+        raise
+
+
+def actual_cost(run, attempts) -> Decimal:
+    """What the attempts cost at the price list, each at the time it ended."""
+    return sum(
+        (
+            _cost_of(
+                team=run.team_id,
+                backend=attempt.backend_id,
+                model=attempt.model,
+                prompt_tokens=attempt.prompt_tokens,
+                completion_tokens=attempt.completion_tokens,
+                at=attempt.finished_at,
+            )
+            for attempt in attempts
+            if attempt.total_tokens
+        ),
+        Decimal(0),
+    )
+
+
+def settle_run(run, attempts) -> None:
+    """Called where the run is finalized: settle its reservation once that commits."""
+    record = run.quota_reservation
+    if not record:
+        return
+    used_tokens = sum(a.total_tokens for a in attempts)
+    try:
+        cost = store.to_micros(actual_cost(run, attempts))
+    except Exception:  # pricing trouble must not lose the run: count the reserved cost
+        logger.exception("quota: pricing failed, counting the reserved cost", extra={"run": run.pk})
+        cost = record["cost"]
+    finished_ms = _ms(run.finished_at or timezone.now())
+    transaction.on_commit(
+        lambda: _settle(record, tokens=used_tokens, cost=cost, finished_ms=finished_ms, add=True)
+    )
+
+
+def _settle(record: dict, *, tokens: int, cost: int, finished_ms: int, add: bool) -> None:
+    spec = {
+        "pre": store.prefix(),
+        "id": record["id"],
+        "tokens": tokens,
+        "cost": cost,
+        "fin": finished_ms,
+        "now": int(time.time() * 1000),
+        "add": add,
+    }
+    try:
+        used = store.settle(json.dumps(spec))
+    except Exception:  # Redis away: reconciliation settles it from the database later
+        logger.exception("quota: settling failed", extra={"reservation": record["id"]})
+        return
+    if used and add:
+        from apps.quotas import thresholds
+
+        thresholds.check_after_settle(record, used)
+
+
+def require_request(key) -> None:
+    """Count one request of an API key against its requests per minute (the key's
+    own field and its quota, whichever is lower), or raise RateLimited."""
+    scope = rules.for_key(key)
+    if scope is None or scope.requests_per_minute is None:
+        return
+    now_ms = int(time.time() * 1000)
+    refusal = store.hit(scope.name, scope.requests_per_minute, now_ms)
+    if refusal is not None:
+        raise exceeded(refusal, scope, None, UTC, now_ms)

@@ -1,0 +1,72 @@
+"""The usage ledger: one billed record per backend attempt, written with the run's end.
+
+``record`` runs inside the worker's transaction that stores the run's final
+state (``executor.write_final``), which happens once per run thanks to the
+claim token; the one-to-one link to the attempt makes a second write fail at
+the database too. Cost is computed here at the attempt's time and stored, so a
+later price change never rewrites it.
+"""
+
+from django.db import transaction
+
+from apps.usage import pricing, rollups
+from apps.usage.models import AttemptStatus, UsageRecord
+
+
+def _status(run, attempt, is_last: bool) -> str:
+    if attempt.succeeded:
+        return AttemptStatus.SUCCEEDED
+    if is_last and run.status == "cancelled":
+        return AttemptStatus.CANCELLED
+    return AttemptStatus.FAILED
+
+
+def build(run, attempts) -> list[UsageRecord]:
+    """Unsaved records for the attempts, priced at each attempt's end."""
+    records = []
+    for index, attempt in enumerate(attempts):
+        at = attempt.finished_at
+        price = pricing.price_for(
+            team=run.team_id, backend=attempt.backend_id, model=attempt.model, at=at
+        )
+        records.append(
+            UsageRecord(
+                team_id=run.team_id,
+                run_id=run.pk,
+                attempt_id=attempt.pk,
+                user_id=run.created_by_id,
+                api_key_id=run.api_key_id,
+                assistant_id=run.assistant_id,
+                prompt_version_id=run.prompt_version_id,
+                backend_id=attempt.backend_id,
+                model=attempt.model,
+                status=_status(run, attempt, index == len(attempts) - 1),
+                http_status=attempt.http_status,
+                prompt_tokens=attempt.prompt_tokens,
+                completion_tokens=attempt.completion_tokens,
+                total_tokens=attempt.total_tokens,
+                cached_tokens=None,  # no backend reports them yet
+                usage_estimated=attempt.usage_estimated,
+                cost=pricing.cost_at(
+                    price,
+                    prompt_tokens=attempt.prompt_tokens,
+                    completion_tokens=attempt.completion_tokens,
+                ),
+                unpriced=price is None,
+                price=price,
+                latency_ms=attempt.latency_ms,
+                ttft_ms=attempt.ttft_ms,
+                occurred_at=at,
+            )
+        )
+    return records
+
+
+def record(run, attempts) -> list[UsageRecord]:
+    """Bill the run's attempts and add them to the rollups, in the caller's transaction."""
+    if not attempts:
+        return []
+    with transaction.atomic(savepoint=False):
+        records = UsageRecord.objects.bulk_create(build(run, attempts))
+        rollups.add_records(records, run.team.zone)
+    return records

@@ -1,0 +1,18 @@
+"""Background work for usage, run by the ``default`` queue's workers."""
+
+import logging
+
+from celery import shared_task
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(ignore_result=True)
+def purge_usage_records() -> int:
+    """Beat runs this hourly; a big backlog goes in batches, the rollups stay."""
+    from apps.usage.services import usage_records_purge
+
+    deleted = usage_records_purge()
+    if deleted:
+        logger.info("usage records purged", extra={"deleted": deleted})
+    return deleted
