@@ -1,5 +1,6 @@
 """The quotas REST API, the 429 bodies of the API and the gateway, bad input."""
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -193,16 +194,23 @@ def test_the_api_answers_429_with_retry_after_and_the_limit(admin_api):
 
 
 @pytest.mark.django_db(transaction=True)  # the async view reads the database from a thread
+@pytest.mark.django_db(transaction=True)
 def test_the_gateway_answers_429_in_openais_shape(admin_api):
+    """The gateway's views are async: the test client drives them with async_to_sync,
+    which refuses to run in a thread where Playwright's loop already runs (after any
+    browser test), so the call goes through its own thread; the data is committed so
+    that thread's connection sees it."""
     team, admin, _client, _base = admin_api
     local_backend(team, admin)
     make_quota(team, admin, token_budget=0)
     _key, raw = make_key(team, admin, scopes=["chat"])
-    response = bearer(raw).post(
-        "/v1/chat/completions",
-        {"model": "local-echo", "messages": HELLO},
-        content_type="application/json",
-    )
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        response = pool.submit(
+            bearer(raw).post,
+            "/v1/chat/completions",
+            {"model": "local-echo", "messages": HELLO},
+            content_type="application/json",
+        ).result()
     assert response.status_code == 429
     assert int(response["Retry-After"]) >= 1
     error = response.json()["error"]
