@@ -40,8 +40,11 @@ class Rows:
     source: QuerySet | Sequence
     each: Callable[[Any], Any] | None = None
     batch: Callable[[list], list] | None = None
+    total: int | None = None  # when the caller knows the count more cheaply than COUNT(*)
 
     def count(self) -> int:
+        if self.total is not None:
+            return self.total
         if isinstance(self.source, QuerySet):
             return self.source.count()
         return len(self.source)

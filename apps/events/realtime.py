@@ -7,7 +7,6 @@ hand-off (embedded default) both deliver through :func:`deliver`.
 import asyncio
 from collections import defaultdict
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 MESSAGE_TYPE = "events.batch"
@@ -39,4 +38,6 @@ async def deliver_async(events: list[dict]) -> None:
 
 
 def deliver(events: list[dict]) -> None:
-    async_to_sync(deliver_async)(events)
+    from apps.inference.relay import run_on_layer
+
+    run_on_layer(deliver_async, events)

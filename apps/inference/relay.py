@@ -50,6 +50,19 @@ def _relay_loop() -> asyncio.AbstractEventLoop:
         return _loop_thread.loop
 
 
+def run_on_layer(coroutine_function, *args) -> None:
+    """Run ``coroutine_function(*args)`` against the channel layer from sync code, and wait.
+
+    The in-memory layer needs the ASGI server's loop (``async_to_sync``); any
+    other runs on this process's relay loop thread, which also works from a
+    thread whose own loop is busy (a test thread that Playwright owns)."""
+    if isinstance(get_channel_layer(), InMemoryChannelLayer):
+        async_to_sync(coroutine_function)(*args)
+        return
+    future = asyncio.run_coroutine_threadsafe(coroutine_function(*args), _relay_loop())
+    future.result(timeout=SEND_TIMEOUT_SECONDS)
+
+
 def group_send(group: str, message: dict) -> None:
     """Send and wait, so messages of one sender arrive in order. Failures are logged,
     not raised: a viewer missing a token must not fail the run."""
@@ -57,13 +70,7 @@ def group_send(group: str, message: dict) -> None:
     if layer is None:
         return
     try:
-        if isinstance(layer, InMemoryChannelLayer):
-            async_to_sync(layer.group_send)(group, message)
-        else:
-            future = asyncio.run_coroutine_threadsafe(
-                layer.group_send(group, message), _relay_loop()
-            )
-            future.result(timeout=SEND_TIMEOUT_SECONDS)
+        run_on_layer(layer.group_send, group, message)
     except Exception:
         logger.warning("could not relay to %s", group, exc_info=True)
 
