@@ -23,8 +23,17 @@ def _visible_team(user, slug: str) -> Team | None:
     return team
 
 
-class TeamNoticeConsumer(AsyncWebsocketConsumer):
+class TeamGroupConsumer(AsyncWebsocketConsumer):
+    """A listen-only socket on one of a team's groups, for members who may view it.
+
+    Logged-out visitors, outsiders and unknown slugs are closed with
+    ``CLOSE_FORBIDDEN`` before joining anything; subclasses name the group.
+    """
+
     group: str | None = None
+
+    def group_for(self, team) -> str:
+        raise NotImplementedError
 
     async def connect(self):
         team = await _visible_team(
@@ -33,7 +42,7 @@ class TeamNoticeConsumer(AsyncWebsocketConsumer):
         if team is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        self.group = team_group(team.pk)
+        self.group = self.group_for(team)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
 
@@ -43,6 +52,11 @@ class TeamNoticeConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data=None, bytes_data=None):
         """Clients only listen; anything they send is ignored."""
+
+
+class TeamNoticeConsumer(TeamGroupConsumer):
+    def group_for(self, team) -> str:
+        return team_group(team.pk)
 
     async def team_notice(self, event):
         await self.send(text_data=render_to_string("teams/_notice.html", {"text": event["text"]}))
