@@ -12,8 +12,7 @@ from apps.teams.consumers import TeamGroupConsumer
 
 
 class TeamEventsConsumer(TeamGroupConsumer):
-    def group_for(self, team) -> str:
-        return events_group(team.pk)
+    group_of = staticmethod(events_group)
 
     async def events_batch(self, message):
         for event in message["events"]:

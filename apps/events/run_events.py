@@ -6,8 +6,6 @@ transaction just before), so the live tiles and the usage pages agree.
 
 from decimal import Decimal
 
-from django.db.models import Count, Q, Sum
-
 from apps.events.outbox import emit
 
 FINAL_TYPES = {"succeeded": "run.succeeded", "failed": "run.failed", "cancelled": "run.cancelled"}
@@ -38,24 +36,18 @@ def started(run) -> None:
     _emit(run, "run.started", {**_base(run), "delivery": run.deliveries})
 
 
-def _billed(run) -> tuple[Decimal, bool, int, int]:
-    from apps.usage.models import UsageRecord
-
-    sums = UsageRecord.objects.filter(run_id=run.pk).aggregate(
-        cost=Sum("cost"),
-        n=Count("pk"),
-        tokens=Sum("total_tokens"),
-        unpriced=Count("pk", filter=Q(unpriced=True)),
-    )
-    priced = not sums["unpriced"]
-    return sums["cost"] or Decimal(0), priced, sums["n"] or 0, sums["tokens"] or 0
+def _billed(usage_records) -> tuple[Decimal, bool, int, int]:
+    cost = sum((r.cost for r in usage_records), Decimal(0))
+    priced = not any(r.unpriced for r in usage_records)
+    return cost, priced, len(usage_records), sum(r.total_tokens for r in usage_records)
 
 
-def finished(run) -> None:
+def finished(run, usage_records) -> None:
+    """The run's final event, with what the ledger just billed for its attempts."""
     type_ = FINAL_TYPES.get(run.status)
     if type_ is None:
         return
-    cost, priced, attempts, attempt_tokens = _billed(run)
+    cost, priced, attempts, attempt_tokens = _billed(usage_records)
     data = {
         **_base(run),
         "prompt_tokens": run.prompt_tokens or 0,

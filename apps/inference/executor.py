@@ -316,9 +316,10 @@ def write_final(run: ChatRun, outcome: Outcome) -> None:
     run.heartbeat_at = None
     run.save()
     RunAttempt.objects.bulk_create(outcome.attempts)
-    usage_ledger.record(run, outcome.attempts)
-    quotas.settle_run(run, outcome.attempts)
-    run_events.finished(run)
+    # billed once: the quota settlement and the event read the same records
+    records = usage_ledger.record(run, outcome.attempts)
+    quotas.settle_run(run, records)
+    run_events.finished(run, records)
     final = final_message(run)
     transaction.on_commit(lambda: relay.group_send(relay.run_group(run.pk), final))
 

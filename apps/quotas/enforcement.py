@@ -20,9 +20,9 @@ GPT tokenizers and tools add to it). A request without a cap is reserved at
 ``QUOTA_DEFAULT_MAX_TOKENS``; if a backend answers longer, the real usage is
 still what is counted (the ledger is the truth), and later requests are refused.
 
-Actual cost is computed here with ``usage.pricing.cost_of`` on each attempt's
-tokens rather than read from the usage ledger, so quotas keep working whatever
-the ledger does; both use the same price lookup and so agree.
+A run settles at the tokens and cost the usage ledger billed for its attempts
+in the same transaction, so the two never disagree and nothing is priced twice;
+:func:`actual_cost` prices attempts independently, for checks.
 """
 
 import json
@@ -285,17 +285,14 @@ def actual_cost(run, attempts) -> Decimal:
     )
 
 
-def settle_run(run, attempts) -> None:
-    """Called where the run is finalized: settle its reservation once that commits."""
+def settle_run(run, usage_records) -> None:
+    """Called where the run is finalized: settle its reservation once that commits,
+    at the tokens and cost the usage ledger just billed for its attempts."""
     record = run.quota_reservation
     if not record:
         return
-    used_tokens = sum(a.total_tokens for a in attempts)
-    try:
-        cost = store.to_micros(actual_cost(run, attempts))
-    except Exception:  # pricing trouble must not lose the run: count the reserved cost
-        logger.exception("quota: pricing failed, counting the reserved cost", extra={"run": run.pk})
-        cost = record["cost"]
+    used_tokens = sum(r.total_tokens for r in usage_records)
+    cost = store.to_micros(sum((r.cost for r in usage_records), Decimal(0)))
     finished_ms = _ms(run.finished_at or timezone.now())
     transaction.on_commit(
         lambda: _settle(record, tokens=used_tokens, cost=cost, finished_ms=finished_ms, add=True)

@@ -27,13 +27,12 @@ class TeamGroupConsumer(AsyncWebsocketConsumer):
     """A listen-only socket on one of a team's groups, for members who may view it.
 
     Logged-out visitors, outsiders and unknown slugs are closed with
-    ``CLOSE_FORBIDDEN`` before joining anything; subclasses name the group.
+    ``CLOSE_FORBIDDEN`` before joining anything; ``group_of`` (team id -> group
+    name, from the module that owns the group) is what subclasses set.
     """
 
     group: str | None = None
-
-    def group_for(self, team) -> str:
-        raise NotImplementedError
+    group_of = staticmethod(team_group)
 
     async def connect(self):
         team = await _visible_team(
@@ -42,7 +41,7 @@ class TeamGroupConsumer(AsyncWebsocketConsumer):
         if team is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        self.group = self.group_for(team)
+        self.group = self.group_of(team.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
 
@@ -55,8 +54,7 @@ class TeamGroupConsumer(AsyncWebsocketConsumer):
 
 
 class TeamNoticeConsumer(TeamGroupConsumer):
-    def group_for(self, team) -> str:
-        return team_group(team.pk)
+    group_of = staticmethod(team_group)
 
     async def team_notice(self, event):
         await self.send(text_data=render_to_string("teams/_notice.html", {"text": event["text"]}))
