@@ -273,6 +273,7 @@ def run_create(
         parameters=parameters,
         fallbacks=cleaned_fallbacks,
     )
+    parameters = quotas.capped_parameters(parameters, reservation, backend.kind)
     with quotas.released_on_error(reservation):
         run = ChatRun.objects.create(
             team=team,

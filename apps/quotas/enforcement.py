@@ -16,9 +16,9 @@ usage plus every reservation in flight plus this worst case fits the budget,
 checked and taken in one atomic step; settlement replaces a reservation by the
 actual usage, which is at most the worst case as long as the backend honours the
 completion cap and the prompt estimate is not low (the estimator counts like
-GPT tokenizers and tools add to it). A request without a cap is reserved at
-``QUOTA_DEFAULT_MAX_TOKENS``; if a backend answers longer, the real usage is
-still what is counted (the ledger is the truth), and later requests are refused.
+GPT tokenizers and tools add to it). A request without a cap that is held to a
+token or cost limit is reserved at ``QUOTA_DEFAULT_MAX_TOKENS`` and sent with that
+cap (:func:`capped_parameters`), so a long reply can't run past its reservation.
 
 A run settles at the tokens and cost the usage ledger billed for its attempts
 in the same transaction, so the two never disagree and nothing is priced twice;
@@ -80,6 +80,24 @@ def prompt_estimate(messages: list[dict], parameters: dict) -> int:
     if parameters.get("tools"):
         estimate += token_estimates.estimate_tokens(json.dumps(parameters["tools"]))
     return estimate
+
+
+def _holds_usage(scope: rules.ScopeRules) -> bool:
+    return any(
+        limit is not None
+        for limit in (scope.token_budget, scope.cost_budget, scope.tokens_per_minute)
+    )
+
+
+def capped_parameters(parameters: dict, record: dict | None, backend_kind: str) -> dict:
+    """The parameters a run is sent with: when its reservation assumed the default
+    completion cap, the backend gets that cap too. OpenAI's own API takes
+    ``max_completion_tokens`` (its reasoning models refuse ``max_tokens``); other
+    OpenAI-compatible servers know ``max_tokens``."""
+    if not record or not record.get("cap"):
+        return parameters
+    field = "max_completion_tokens" if backend_kind in {"openai", "azure_openai"} else "max_tokens"
+    return {**parameters, field: record["cap"]}
 
 
 def worst_case(
@@ -210,6 +228,9 @@ def reserve_for_run(
     zone = team.zone
     windows = [periods.window(s.period, zone, now) if s.period else None for s in scopes]
     reservation_id = store.new_id()
+    uncapped = not (parameters or {}).get("max_completion_tokens") and not (
+        parameters or {}
+    ).get("max_tokens")
     record = {
         "v": RECORD_VERSION,
         "id": reservation_id,
@@ -217,6 +238,10 @@ def reserve_for_run(
         "at": now_ms,
         "tokens": tokens,
         "cost": store.to_micros(cost),
+        # the completion cap the run must be sent with, when the caller gave none
+        "cap": completion_cap(parameters or {})
+        if uncapped and any(_holds_usage(s) for s in scopes)
+        else None,
         "s": [
             {
                 "n": s.name,

@@ -1,5 +1,6 @@
 """Soft thresholds: the first time a budget's consumption reaches one of its
-percentages in a period, write an alert and e-mail the team's owners and admins.
+percentages in a period, write an alert, publish a ``quota.threshold_reached``
+event and e-mail the team's owners and admins.
 
 "Once" is the database's unique constraint on (quota, period, metric,
 threshold); a Redis ``SET NX`` in front of it keeps the settle path from asking
@@ -12,6 +13,7 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 
+from apps.events.outbox import emit
 from apps.quotas import periods, rules, store
 from apps.quotas.models import Metric, QuotaAlert
 
@@ -43,8 +45,15 @@ def record_alert(
     threshold: int,
     consumed: Decimal,
     limit: Decimal,
+    key_id: int | None = None,
 ) -> QuotaAlert | None:
-    """Write the alert if it is the first for its period and mail it after commit."""
+    """Write the alert and its event if it is the first for its period; mail it
+    after commit."""
+    from apps.teams.models import Team
+
+    team = Team.objects.filter(pk=team_id).only("pk", "events_include_content").first()
+    if team is None:
+        return None
     try:
         with transaction.atomic():
             alert = QuotaAlert.objects.create(
@@ -57,6 +66,21 @@ def record_alert(
                 threshold=threshold,
                 consumed=consumed,
                 limit=limit,
+            )
+            emit(
+                team,
+                "quota.threshold_reached",
+                subject=f"quota/{quota_id}",
+                data={
+                    "quota_id": quota_id,
+                    "key_id": key_id,
+                    "metric": metric,
+                    "period": window.id,
+                    "limit": f"{limit:f}",
+                    "used": f"{consumed:f}",
+                    "threshold": threshold,
+                },
+                key_id=key_id,
             )
             transaction.on_commit(lambda: _send(alert.pk))
     except IntegrityError:
@@ -99,6 +123,7 @@ def check(
                     threshold=threshold,
                     consumed=consumed,
                     limit=Decimal(limit),
+                    key_id=int(scope.name[1:]) if scope.scope == "key" else None,
                 )
             except Exception:
                 _forget_gate(scope.name, window.id, metric, threshold)  # try again next time

@@ -7,6 +7,8 @@ import pytest
 from django.utils import timezone
 
 from apps.core.errors import RateLimited
+from apps.events import envelope
+from apps.events.models import OutboxEvent
 from apps.inference import executor, services
 from apps.inference.models import ChatRun, RunStatus
 from apps.inference.tests.factories import local_backend, team_with_admin
@@ -40,14 +42,14 @@ def worst(backend) -> int:
     return tokens
 
 
-def start(team, actor, backend, **extra):
+def start(team, actor, backend, parameters=PARAMS, **extra):
     return services.run_create(
         team=team,
         actor=actor,
         backend_id=backend.pk,
         model="local-echo",
         messages=HELLO,
-        parameters=PARAMS,
+        parameters=parameters,
         **extra,
     )
 
@@ -239,6 +241,19 @@ def test_thresholds_alert_once_per_period(
     assert [(a.metric, a.threshold) for a in alerts] == [("tokens", 1)]
     assert alerts[0].consumed >= used_by_one and alerts[0].limit == 1_000
     assert alerts[0].event_payload()["type"] == "quota.threshold_crossed"
+    events = list(OutboxEvent.objects.filter(team_id=team.pk, type="quota.threshold_reached"))
+    assert len(events) == 1
+    event = envelope.build(events[0])
+    envelope.validate(event)
+    assert Decimal(event["data"].pop("used")) == alerts[0].consumed
+    assert event["data"] == {
+        "quota_id": quota.pk,
+        "key_id": None,
+        "metric": "tokens",
+        "period": alerts[0].period,
+        "limit": "1000",
+        "threshold": 1,
+    }
 
     send_quota_alert_email(alerts[0].pk)
     send_quota_alert_email(alerts[0].pk)  # a retry after it was sent
@@ -318,3 +333,40 @@ def test_cost_budgets_price_the_worst_case_at_the_dearest_target():
         start(team, admin, backend, fallbacks=[{"backend": cheap.pk, "model": "local-echo"}])
     assert refused.value.limit["name"] == "cost_budget"
     assert Decimal(refused.value.limit["current"]) >= cost * 3 - Decimal("0.000003")
+
+
+def test_a_request_without_a_cap_is_sent_with_the_reserved_one(
+    settings, fast_local, django_capture_on_commit_callbacks
+):
+    """The local backend answers 24 tokens unless capped: with a default cap of 3
+    the reply stops there, so it can't pass what was reserved for it."""
+    settings.QUOTA_DEFAULT_MAX_TOKENS = 3
+    team, admin = team_with_admin()
+    backend = local_backend(team, admin)
+    make_quota(team, token_budget=10_000)
+    with django_capture_on_commit_callbacks(execute=True):
+        run = start(team, admin, backend, parameters={"temperature": 0.5})
+    assert run.parameters == {"temperature": 0.5, "max_tokens": 3}
+    assert run.quota_reservation["cap"] == 3
+    with django_capture_on_commit_callbacks(execute=True):
+        assert executor.execute(run.pk) == RunStatus.SUCCEEDED
+    run.refresh_from_db()
+    assert run.completion_tokens == 3 and run.finish_reason == "length"
+    assert run.total_tokens <= run.quota_reservation["tokens"]
+    assert budget_of(team) == store.Budget(tokens=run.total_tokens, reserved_tokens=0)
+
+    # an explicit cap is the caller's and stays as given
+    with django_capture_on_commit_callbacks(execute=True):
+        explicit = start(team, admin, backend)
+    assert explicit.parameters == PARAMS and explicit.quota_reservation["cap"] is None
+
+
+def test_only_usage_limits_add_a_cap(settings):
+    """Requests per minute or concurrent runs don't depend on reply length."""
+    team, admin = team_with_admin()
+    backend = local_backend(team, admin)
+    make_quota(team, requests_per_minute=100, max_concurrent_runs=5)
+    run = start(team, admin, backend, parameters={})
+    assert run.parameters == {} and run.quota_reservation["cap"] is None
+    openai_kind = enforcement.capped_parameters({}, {"cap": 7}, "openai")
+    assert openai_kind == {"max_completion_tokens": 7}
