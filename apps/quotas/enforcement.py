@@ -228,9 +228,9 @@ def reserve_for_run(
     zone = team.zone
     windows = [periods.window(s.period, zone, now) if s.period else None for s in scopes]
     reservation_id = store.new_id()
-    uncapped = not (parameters or {}).get("max_completion_tokens") and not (
-        parameters or {}
-    ).get("max_tokens")
+    uncapped = not (parameters or {}).get("max_completion_tokens") and not (parameters or {}).get(
+        "max_tokens"
+    )
     record = {
         "v": RECORD_VERSION,
         "id": reservation_id,
