@@ -10,7 +10,8 @@ plus the settlements Redis logged from the cutoff on, and the reserved counters
 to the sum of the live reservations; reservations of unfinished runs that Redis
 lost are restored from the runs. The cutoff is what lets this run while runs
 keep finishing: each is counted either from PostgreSQL or from the log, never
-both. Tokens and cost are summed per attempt, like settlement does.
+both. Tokens and cost are the usage ledger's, like settlement's: a price
+changed since is never applied to past runs.
 """
 
 import json
@@ -24,9 +25,10 @@ from django.conf import settings
 from django.db.models import Sum
 from django.utils import timezone
 
-from apps.inference.models import TERMINAL_STATUSES, ChatRun, RunAttempt
+from apps.inference.models import TERMINAL_STATUSES, ChatRun
 from apps.quotas import enforcement, periods, rules, store, thresholds
 from apps.quotas.models import Quota
+from apps.usage.models import UsageRecord
 
 logger = logging.getLogger(__name__)
 
@@ -69,28 +71,13 @@ def release_stale(now=None) -> int:
     return released
 
 
-def _sums(runs) -> tuple[int, Decimal]:
-    groups = (
-        RunAttempt.objects.filter(run__in=runs)
-        .values("run__team_id", "backend_id", "model")
-        .annotate(
-            prompt=Sum("prompt_tokens"),
-            completion=Sum("completion_tokens"),
-            total=Sum("total_tokens"),
-        )
+def billed_usage(runs) -> tuple[int, Decimal]:
+    """Tokens and cost the usage ledger billed for these runs' attempts: the same
+    numbers settlement counted, at the prices in force when each attempt ended."""
+    totals = UsageRecord.objects.filter(run__in=runs).aggregate(
+        tokens=Sum("total_tokens"), cost=Sum("cost")
     )
-    tokens, cost = 0, Decimal(0)
-    for group in groups:
-        tokens += group["total"] or 0
-        if group["total"]:
-            cost += enforcement._cost_of(
-                team=group["run__team_id"],
-                backend=group["backend_id"],
-                model=group["model"],
-                prompt_tokens=group["prompt"] or 0,
-                completion_tokens=group["completion"] or 0,
-            )
-    return tokens, cost
+    return totals["tokens"] or 0, totals["cost"] or Decimal(0)
 
 
 def reconcile_quota(quota: Quota, now=None) -> dict:
@@ -104,7 +91,7 @@ def reconcile_quota(quota: Quota, now=None) -> dict:
     if quota.api_key_id:
         runs = runs.filter(api_key_id=quota.api_key_id)
     finished = runs.filter(status__in=TERMINAL_STATUSES, finished_at__lt=cutoff)
-    pg_tokens, pg_cost = _sums(finished)
+    pg_tokens, pg_cost = billed_usage(finished)
     unfinished = runs.exclude(status__in=TERMINAL_STATUSES).filter(quota_reservation__isnull=False)
     restore = [
         {"id": record["id"], "rec": json.dumps(record)}

@@ -88,14 +88,14 @@ class LimitUse:
 
 def _budget_from_database(quota: Quota, window: periods.Window) -> store.Budget:
     from apps.inference.models import TERMINAL_STATUSES, ChatRun
-    from apps.quotas.reconcile import _sums
+    from apps.quotas.reconcile import billed_usage
 
     runs = ChatRun.objects.filter(
         team_id=quota.team_id, created_at__gte=window.start, created_at__lt=window.end
     )
     if quota.api_key_id:
         runs = runs.filter(api_key_id=quota.api_key_id)
-    tokens, cost = _sums(runs.filter(status__in=TERMINAL_STATUSES))
+    tokens, cost = billed_usage(runs.filter(status__in=TERMINAL_STATUSES))
     return store.Budget(tokens=tokens, cost=store.to_micros(cost))
 
 

@@ -370,3 +370,34 @@ def test_only_usage_limits_add_a_cap(settings):
     assert run.parameters == {} and run.quota_reservation["cap"] is None
     openai_kind = enforcement.capped_parameters({}, {"cap": 7}, "openai")
     assert openai_kind == {"max_completion_tokens": 7}
+
+
+def test_reconcile_keeps_what_was_billed_when_a_price_changes(
+    settings, fast_local, django_capture_on_commit_callbacks
+):
+    """The cost budget counts what the ledger billed; a dearer price set later
+    applies to later runs only, also after reconciliation."""
+    from apps.usage.models import Price, UsageRecord
+
+    settings.QUOTA_RECONCILE_GRACE_SECONDS = 0
+    team, admin = team_with_admin()
+    backend = local_backend(team, admin)
+    Price.objects.create(
+        model="local-echo",
+        input_per_million=1000,
+        output_per_million=2000,
+        effective_from=timezone.now() - timedelta(days=1),
+    )
+    quota = make_quota(team, cost_budget=Decimal("10"))
+    with django_capture_on_commit_callbacks(execute=True):
+        run = start(team, admin, backend)
+    with django_capture_on_commit_callbacks(execute=True):
+        executor.execute(run.pk)
+    billed = UsageRecord.objects.get(run=run).cost
+    assert billed > 0
+    window = periods.window("month", team.zone)
+    assert store.from_micros(store.budget(f"t{team.pk}", window.id).cost) == billed
+
+    Price.objects.create(model="local-echo", input_per_million=9000, output_per_million=9000)
+    reconcile.reconcile_quota(quota)
+    assert store.from_micros(store.budget(f"t{team.pk}", window.id).cost) == billed
