@@ -53,14 +53,27 @@ class QuotaForm(forms.Form):
 
 
 class IncreaseForm(forms.Form):
-    extra_tokens = forms.IntegerField(required=False, min_value=0, max_value=services.MAX_TOKENS)
-    extra_cost = forms.DecimalField(
-        required=False, min_value=0, max_digits=16, decimal_places=6, max_value=services.MAX_COST
+    # labels as on the page's short form, which this one replaces when it has errors
+    extra_tokens = forms.IntegerField(
+        required=False, min_value=0, max_value=services.MAX_TOKENS, label="Extra tokens"
     )
-    extra_requests_per_minute = forms.IntegerField(required=False, min_value=0)
-    extra_tokens_per_minute = forms.IntegerField(required=False, min_value=0)
-    extra_concurrent_runs = forms.IntegerField(required=False, min_value=0)
+    extra_cost = forms.DecimalField(
+        required=False,
+        min_value=0,
+        max_digits=16,
+        decimal_places=6,
+        max_value=services.MAX_COST,
+        label="Extra cost",
+    )
+    extra_requests_per_minute = forms.IntegerField(
+        required=False, min_value=0, label="Extra requests/min"
+    )
+    extra_tokens_per_minute = forms.IntegerField(
+        required=False, min_value=0, label="Extra tokens/min"
+    )
+    extra_concurrent_runs = forms.IntegerField(required=False, min_value=0, label="Extra runs")
     ends_at = forms.DateTimeField(
+        label="Until",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
         help_text="In the team's time zone.",
     )

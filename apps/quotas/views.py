@@ -33,13 +33,20 @@ def _context(request, team, **forms) -> dict:
     }
 
 
+def _page(request, team, status=200, **forms):
+    """The page, its dates and times on the team's clock (the one periods follow and
+    increases are typed in)."""
+    with timezone.override(team.zone):
+        return render(request, "quotas/list.html", _context(request, team, **forms), status=status)
+
+
 @team_view(Action.VIEW)
 def quota_list(request, team):
-    return render(request, "quotas/list.html", _context(request, team))
+    return _page(request, team)
 
 
 def _invalid(request, team, status=400, **forms):
-    return render(request, "quotas/list.html", _context(request, team, **forms), status=status)
+    return _page(request, team, status=status, **forms)
 
 
 def _field_error(form, error: ServiceError) -> None:
