@@ -629,6 +629,7 @@ class Level:
 def endpoints(fx: Fixtures) -> list[Endpoint]:
     slug = fx.team.slug
     assistant = fx.assistants[ASSISTANTS[0][0]].slug
+    version = fx.versions[ASSISTANTS[0][3]][-2]
     api = f"/api/v1/teams/{slug}/usage"
     return [
         Endpoint("page 30d", f"/t/{slug}/usage/?range=30d", "session"),
@@ -647,6 +648,12 @@ def endpoints(fx: Fixtures) -> list[Endpoint]:
         Endpoint(
             f"API records 30d assistant={assistant} limit=50",
             f"{api}/records?range=30d&assistant={assistant}&limit=50",
+            "key",
+        ),
+        # a version used for part of the window only: rows are sparse in the time index
+        Endpoint(
+            f"API records 30d prompt_version={version} limit=50",
+            f"{api}/records?range=30d&prompt_version={version}&limit=50",
             "key",
         ),
     ]
@@ -905,6 +912,8 @@ def explain_queries(fx: Fixtures) -> None:
     # The oldest version of the busiest prompt: used only early in the period, so no
     # record in the window matches it (a filter someone might well try).
     old_version = Filters(prompt_version_id=fx.versions[ASSISTANTS[0][3]][0])
+    # one used only in the window's first week: newest-first paging must skip the rest
+    early_version = Filters(prompt_version_id=fx.versions[ASSISTANTS[0][3]][-2])
     cases = [
         ("summary", lambda: selectors.usage_summary(team, window, Filters())),
         ("summary assistant", lambda: selectors.usage_summary(team, window, assistant)),
@@ -913,13 +922,15 @@ def explain_queries(fx: Fixtures) -> None:
         ("records", Filters()),
         ("records assistant", assistant),
         (f"records prompt_version={old_version.prompt_version_id}", old_version),
+        (f"records prompt_version={early_version.prompt_version_id}", early_version),
     )
     for label, filters in records_cases:
 
         def page(filters=filters):
-            rows = selectors.records_for(team, window, filters)
-            rows.count()
-            list(rows[:50])
+            # what the API runs: the count from the rollups, then one page of the ledger
+            _count, days = selectors.records_span(team, window, filters)
+            if days:
+                list(selectors.records_for(team, days, filters)[:50])
 
         cases.append((label, page))
 

@@ -144,9 +144,9 @@ def usage_records_list(request: HttpRequest, team_slug: str, query: Query[UsageQ
     """One row per backend attempt with its tokens, cost and flags. Rows older than the
     retention period are gone; the summary still counts them."""
     team, window, filters = _question(request, team_slug, query)
-    total = selectors.records_count(team, window, filters)
-    # nothing in the rollups: don't walk the ledger's window looking for it
-    records = selectors.records_for(team, window, filters) if total else []
+    total, days = selectors.records_span(team, window, filters)
+    # only the days the rollups say hold rows; none: don't walk the ledger at all
+    records = selectors.records_for(team, days, filters) if days else []
     return Rows(records, each=record_out, total=total)
 
 

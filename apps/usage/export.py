@@ -119,7 +119,10 @@ def _local(moment: datetime, window: Window) -> str:
 
 
 def records_fetch(team, window: Window, filters: Filters) -> Fetch:
-    base = selectors.records_for(team, window, filters)
+    _count, days = selectors.records_span(team, window, filters)
+    base = selectors.records_for(team, days or window, filters)
+    if days is None:  # the rollups hold nothing for this question
+        base = base.none()
 
     def fetch(after):
         rows = base

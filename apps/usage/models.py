@@ -184,6 +184,20 @@ class UsageRecord(models.Model):
         indexes = [
             models.Index(fields=["team", "-occurred_at", "-id"], name="usage_record_team_time"),
             models.Index(fields=["occurred_at"], name="usage_record_time"),
+            # the records list and CSV export filter by one of these and page by time;
+            # without them a rare value scans the team's whole time index
+            models.Index(
+                fields=["team", "assistant", "-occurred_at", "-id"], name="usage_record_assistant"
+            ),
+            models.Index(
+                fields=["team", "api_key", "-occurred_at", "-id"], name="usage_record_key"
+            ),
+            models.Index(
+                fields=["team", "prompt_version", "-occurred_at", "-id"], name="usage_record_prompt"
+            ),
+            models.Index(
+                fields=["team", "model", "-occurred_at", "-id"], name="usage_record_model"
+            ),
         ]
 
     def __str__(self) -> str:

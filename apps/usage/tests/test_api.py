@@ -6,8 +6,10 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.db.models import Sum
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.assistants.tests.factories import AssistantFactory
@@ -15,8 +17,9 @@ from apps.inference.tests.factories import local_backend, team_with_admin
 from apps.keys.tests.factories import make_key
 from apps.teams.models import Role
 from apps.teams.tests.factories import member_of
-from apps.usage import export
+from apps.usage import export, selectors
 from apps.usage.models import Price, UsageRecord
+from apps.usage.query import Filters, window_for
 from apps.usage.tests.factories import attempt, finish_run, price
 
 pytestmark = pytest.mark.django_db
@@ -112,6 +115,29 @@ def test_filters_narrow_every_number(usage):
     missing = get(client, team, assistant="nope")
     assert missing.status_code == 404
     assert missing.json()["error"]["param"] == "assistant"
+
+
+def test_filtered_records_come_from_the_days_the_rollups_name(usage):
+    """The key's only record is two days old, the model's three: the list and the
+    export look on those days only and still find them; a filter nothing matches
+    answers without touching the ledger."""
+    client = signed_in(usage["admin"])
+    team = usage["team"]
+    window = window_for(team.zone, "7d")
+    total, days = selectors.records_span(team, window, Filters(api_key_id=usage["key"].pk))
+    two_days_ago = (timezone.now() - timedelta(days=2)).astimezone(team.zone).date()
+    assert total == 1 and days.start == days.end == two_days_ago
+    by_key = get(client, team, "/records", key=usage["key"].public_id).json()
+    assert by_key["count"] == 1 and by_key["items"][0]["total_tokens"] == 20
+    exported = read_csv(get(client, team, "/records/export", model="mystery-model"))
+    assert [int(r["run_id"]) for r in exported] == [usage["runs"][3].pk]
+
+    other = AssistantFactory(team=team, backend=usage["backend"], model="sim-small")
+    with CaptureQueriesContext(connection) as queries:
+        empty = get(client, team, "/records", assistant=other.slug).json()
+    assert empty["count"] == 0 and empty["items"] == []
+    assert not [q for q in queries.captured_queries if "usage_usagerecord" in q["sql"]]
+    assert read_csv(get(client, team, "/records/export", assistant=other.slug)) == []
 
 
 def test_today_is_hourly_and_a_month_is_daily(usage):
