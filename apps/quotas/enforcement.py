@@ -39,7 +39,7 @@ from django.utils import timezone
 
 from apps.core.errors import RateLimited
 from apps.inference import tokens as token_estimates
-from apps.quotas import periods, rules, store
+from apps.quotas import announcements, periods, rules, store
 from apps.teams.permissions import api_key_of
 
 logger = logging.getLogger(__name__)
@@ -270,7 +270,9 @@ def reserve_for_run(
     refusal = store.reserve(json.dumps(spec))
     if refusal is not None:
         index = refusal.scope_index
-        raise exceeded(refusal, scopes[index], windows[index], zone, now_ms)
+        error = exceeded(refusal, scopes[index], windows[index], zone, now_ms)
+        announcements.limit_hit(team.pk, scopes[index], error.limit, now_ms)
+        raise error
     return record
 
 
@@ -354,4 +356,6 @@ def require_request(key) -> None:
     now_ms = int(time.time() * 1000)
     refusal = store.hit(scope.name, scope.requests_per_minute, now_ms)
     if refusal is not None:
-        raise exceeded(refusal, scope, None, UTC, now_ms)
+        error = exceeded(refusal, scope, None, UTC, now_ms)
+        announcements.limit_hit(key.team_id, scope, error.limit, now_ms)
+        raise error

@@ -26,7 +26,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from apps.inference.models import TERMINAL_STATUSES, ChatRun
-from apps.quotas import enforcement, periods, rules, store, thresholds
+from apps.quotas import announcements, enforcement, periods, rules, store, thresholds
 from apps.quotas.models import Quota
 from apps.usage.models import UsageRecord
 
@@ -115,6 +115,7 @@ def reconcile_quota(quota: Quota, now=None) -> dict:
         "restore": restore,
     }
     before, after = store.reconcile(json.dumps(spec))
+    announcements.period_started(quota, scope, window, expire_at)
     thresholds.check(
         team_id=quota.team_id,
         scope=scope,

@@ -51,6 +51,19 @@ def send_quota_alert_email(alert_id: int) -> None:
     QuotaAlert.objects.filter(pk=alert.pk).update(emailed_at=timezone.now())
 
 
+@shared_task(
+    ignore_result=True,
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def publish_limit_hit(team_id: int, data: dict) -> None:
+    """Emit ``quota.limit_hit`` for a refused request (see ``announcements``)."""
+    from apps.quotas.announcements import publish_limit_hit_now
+
+    publish_limit_hit_now(team_id, data)
+
+
 @shared_task(ignore_result=True)
 def reconcile_quotas() -> dict:
     """Beat: correct the Redis counters from PostgreSQL and release leaked reservations."""

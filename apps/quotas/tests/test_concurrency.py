@@ -124,6 +124,23 @@ def spent(team) -> tuple[int, Decimal]:
     return sum(a.total_tokens for a in attempts), cost
 
 
+def events_of(team, type: str, *, settle_s: float = 1.0) -> list[dict]:
+    """The team's events of ``type`` once the worker has had time to emit them."""
+    from apps.events import envelope
+    from apps.events.models import OutboxEvent
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if OutboxEvent.objects.filter(team_id=team.pk, type=type).exists():
+            break
+        time.sleep(0.1)
+    time.sleep(settle_s)  # a duplicate, if there were one, would be written by now
+    events = [envelope.build(row) for row in OutboxEvent.objects.filter(team_id=team.pk, type=type)]
+    for event in events:
+        envelope.validate(event)
+    return events
+
+
 def test_a_token_budget_that_fits_ten(setup, celery_workers):
     server, team, admin, backend = setup
     mail_dir = celery_workers.mail_dir
@@ -156,6 +173,14 @@ def test_a_token_budget_that_fits_ten(setup, celery_workers):
     time.sleep(0.5)  # a duplicate, if there were one, would be written by now
     mails = [path.read_text() for path in mail_dir.glob("*.log")]
     assert len(mails) == 1 and "50%" in mails[0] and admin.email in mails[0]
+
+    # forty refusals, one quota.limit_hit event (emitted by the worker: the refused
+    # requests' own transactions rolled back); one threshold event
+    (hit,) = events_of(team, "quota.limit_hit")
+    assert hit["data"]["metric"] == "token_budget" and hit["data"]["period"] == window.id
+    assert hit["data"]["limit"] == str(budget) and hit["data"]["key_id"] is None
+    (crossed,) = events_of(team, "quota.threshold_reached", settle_s=0)
+    assert crossed["data"]["threshold"] == 50
 
 
 def test_a_cost_budget_that_fits_ten(setup):
@@ -200,6 +225,12 @@ def test_requests_per_minute_of_ten(setup, where):
     assert_settled(scope, team)
     requests, _tokens = store.minute(scope, int(time.time() * 1000))
     assert requests == 10
+    hits = events_of(team, "quota.limit_hit")
+    if where == "team":
+        assert [h["data"]["metric"] for h in hits] == ["requests_per_minute"]
+        assert hits[0]["data"]["period"] == "minute"
+    else:  # the key's own field, not a quota: the 429 says it all
+        assert hits == []
 
 
 def test_ten_concurrent_runs(setup, simulator):

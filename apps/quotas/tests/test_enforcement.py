@@ -401,3 +401,56 @@ def test_reconcile_keeps_what_was_billed_when_a_price_changes(
     Price.objects.create(model="local-echo", input_per_million=9000, output_per_million=9000)
     reconcile.reconcile_quota(quota)
     assert store.from_micros(store.budget(f"t{team.pk}", window.id).cost) == billed
+
+
+def test_a_new_budget_period_is_announced_once(settings):
+    from apps.quotas.models import Quota
+
+    team, admin = team_with_admin()
+    quota = make_quota(team, token_budget=5_000)
+    reconcile.reconcile_quota(quota)  # set during this period: nothing was reset
+    assert not OutboxEvent.objects.filter(type="quota.period_reset").exists()
+
+    window = periods.window("month", team.zone)
+    Quota.objects.filter(pk=quota.pk).update(created_at=window.start - timedelta(days=3))
+    quota.refresh_from_db()
+    reconcile.reconcile_quota(quota)
+    reconcile.reconcile_quota(quota)
+    (row,) = OutboxEvent.objects.filter(team_id=team.pk, type="quota.period_reset")
+    event = envelope.build(row)
+    envelope.validate(event)
+    assert event["data"]["period"] == window.id and event["data"]["limit"] == "5000"
+    assert event["data"]["period_start"] == window.start.isoformat()
+
+    rates_only = make_quota(team, api_key=make_key(team, admin)[0], requests_per_minute=5)
+    Quota.objects.filter(pk=rates_only.pk).update(created_at=window.start - timedelta(days=3))
+    rates_only.refresh_from_db()
+    reconcile.reconcile_quota(rates_only)  # no budget, no period to announce
+    assert OutboxEvent.objects.filter(type="quota.period_reset").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refusal_is_announced_once_in_the_embedded_default(settings):
+    """Tasks run inline there, inside the refused request's transaction; the event is
+    written from a thread of its own so the rollback doesn't take it along."""
+    import time as clock
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    team, admin = team_with_admin()
+    backend = local_backend(team, admin)
+    quota = make_quota(team, token_budget=worst(backend))
+    start(team, admin, backend)
+    for _ in range(3):
+        with pytest.raises(RateLimited):
+            start(team, admin, backend)
+    deadline = clock.monotonic() + 10
+    while clock.monotonic() < deadline:
+        if OutboxEvent.objects.filter(type="quota.limit_hit").exists():
+            break
+        clock.sleep(0.05)
+    clock.sleep(0.3)
+    (row,) = OutboxEvent.objects.filter(team_id=team.pk, type="quota.limit_hit")
+    event = envelope.build(row)
+    envelope.validate(event)
+    assert event["data"]["quota_id"] == quota.pk and event["data"]["metric"] == "token_budget"
+    assert ChatRun.objects.count() == 1
