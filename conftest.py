@@ -21,6 +21,9 @@ from django.core.cache import cache
 
 ROOT = Path(__file__).resolve().parent
 CHROMIUM = "/usr/bin/chromium"
+# Every event emitted in a test (and in the workers and servers tests start) is
+# checked against its schema; a mismatch fails the test.
+os.environ.setdefault("EVENTS_CHECK_ON_EMIT", "true")
 
 
 def pytest_configure(config):
@@ -30,6 +33,7 @@ def pytest_configure(config):
             f"{', '.join(missing)} not set: run the suite with `make test`, which starts the "
             "real services the tests need."
         )
+    settings.EVENTS_CHECK_ON_EMIT = True  # this process may have read its settings already
 
 
 @pytest.fixture(autouse=True)

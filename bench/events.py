@@ -148,8 +148,6 @@ def body(args):
                 )
                 for i in range(args.events)
             )
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_notify('portal_events_outbox', '')")
         drain_start = time.perf_counter()
         backlog_ids = [str(row.event_id) for row in backlog]
         drained = frames.wait(backlog_ids, args.timeout)

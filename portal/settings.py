@@ -171,6 +171,74 @@ KAFKA_BRIDGE_GROUP = env_str("KAFKA_BRIDGE_GROUP", "portal-bridge")
 KAFKA_SESSION_TIMEOUT_MS = env_int("KAFKA_SESSION_TIMEOUT_MS", 10_000)
 KAFKA_HEARTBEAT_INTERVAL_MS = env_int("KAFKA_HEARTBEAT_INTERVAL_MS", 3_000)
 
+# Managed clusters want TLS and/or SASL. apps.events.kafka.connection_options() hands
+# these to every client; a mistake here fails at start-up, not at the first publish.
+# The password only ever goes to the client: never into a message, a log or the ConfigMap.
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+KAFKA_SECURITY_PROTOCOL = env_str("KAFKA_SECURITY_PROTOCOL", "").strip().upper() or "PLAINTEXT"
+KAFKA_SASL_MECHANISM = env_str("KAFKA_SASL_MECHANISM", "").strip().upper()
+KAFKA_SASL_USERNAME = env_str("KAFKA_SASL_USERNAME", "")
+KAFKA_SASL_PASSWORD = env_str("KAFKA_SASL_PASSWORD", "")
+KAFKA_SSL_CAFILE = env_str("KAFKA_SSL_CAFILE", "").strip()
+KAFKA_SSL_CERTFILE = env_str("KAFKA_SSL_CERTFILE", "").strip()
+KAFKA_SSL_KEYFILE = env_str("KAFKA_SSL_KEYFILE", "").strip()
+
+
+def _check_kafka_security() -> str:
+    """Refuse a security configuration the clients would only fail on later; returns
+    the SASL mechanism to use (PLAIN when SASL is on and none is named)."""
+    protocol, mechanism = KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_MECHANISM
+    if protocol not in KAFKA_SECURITY_PROTOCOLS:
+        raise ImproperlyConfigured(
+            f"KAFKA_SECURITY_PROTOCOL must be one of {', '.join(KAFKA_SECURITY_PROTOCOLS)}, "
+            f"got {protocol!r}."
+        )
+    if mechanism and mechanism not in KAFKA_SASL_MECHANISMS:
+        raise ImproperlyConfigured(
+            f"KAFKA_SASL_MECHANISM must be one of {', '.join(KAFKA_SASL_MECHANISMS)}, "
+            f"got {mechanism!r}."
+        )
+    sasl = protocol.startswith("SASL_")
+    if sasl and not (KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD):
+        missing = [
+            name
+            for name, value in (
+                ("KAFKA_SASL_USERNAME", KAFKA_SASL_USERNAME),
+                ("KAFKA_SASL_PASSWORD", KAFKA_SASL_PASSWORD),
+            )
+            if not value
+        ]
+        raise ImproperlyConfigured(
+            f"KAFKA_SECURITY_PROTOCOL={protocol} needs {' and '.join(missing)} "
+            "(the SASL credentials)."
+        )
+    if not sasl and (mechanism or KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD):
+        raise ImproperlyConfigured(
+            f"KAFKA_SASL_* is set but KAFKA_SECURITY_PROTOCOL={protocol} does not use SASL; "
+            "set it to SASL_SSL (or SASL_PLAINTEXT)."
+        )
+    files = {
+        "KAFKA_SSL_CAFILE": KAFKA_SSL_CAFILE,
+        "KAFKA_SSL_CERTFILE": KAFKA_SSL_CERTFILE,
+        "KAFKA_SSL_KEYFILE": KAFKA_SSL_KEYFILE,
+    }
+    named = {name: path for name, path in files.items() if path}
+    if named and protocol not in {"SSL", "SASL_SSL"}:
+        raise ImproperlyConfigured(
+            f"{', '.join(named)} set but KAFKA_SECURITY_PROTOCOL={protocol} does not use TLS; "
+            "set it to SSL or SASL_SSL."
+        )
+    if KAFKA_SSL_KEYFILE and not KAFKA_SSL_CERTFILE:
+        raise ImproperlyConfigured("KAFKA_SSL_KEYFILE needs KAFKA_SSL_CERTFILE (the client cert).")
+    for name, path in named.items():
+        if not Path(path).is_file():
+            raise ImproperlyConfigured(f"{name} names {path!r}, but there is no file there.")
+    return (mechanism or "PLAIN") if sasl else ""
+
+
+KAFKA_SASL_MECHANISM = _check_kafka_security()
+
 # --- Events ------------------------------------------------------------------
 
 # Published outbox rows (the event log the pages and the API read) live this long.
@@ -184,6 +252,11 @@ EVENTS_RELAY_MAX_BACKOFF_SECONDS = float(env_str("EVENTS_RELAY_MAX_BACKOFF_SECON
 EVENTS_SAFETY_NET_SECONDS = env_int("EVENTS_SAFETY_NET_SECONDS", 60)
 # How long the bridge remembers an event id it delivered (duplicates are skipped).
 EVENTS_DEDUPE_SECONDS = env_int("EVENTS_DEDUPE_SECONDS", 86_400)
+# Check every event against its JSON Schema as it is emitted, failing the caller's
+# transaction when one doesn't match (a bug). On in development and in tests; in
+# production the bridge checks each one anyway and dead-letters what fails, and
+# the check costs ~120 us per event on the write path.
+EVENTS_CHECK_ON_EMIT = env_bool("EVENTS_CHECK_ON_EMIT", default=DEBUG)
 
 # --- Celery ----------------------------------------------------------------
 

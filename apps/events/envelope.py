@@ -7,10 +7,10 @@ Extension attributes (lowercase letters only, as CloudEvents requires):
 
 import json
 import uuid
+from collections.abc import Callable
 from functools import cache
 
-from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import ValidationError
+import fastjsonschema
 
 from apps.events.catalogue import SCHEMA_DIR, SCHEMA_VERSION, TYPES
 
@@ -46,9 +46,13 @@ def dumps(event: dict) -> bytes:
 
 
 @cache
-def _validator(name: str) -> Draft202012Validator:
+def _validator(name: str) -> Callable[[object], object]:
+    """The schema file compiled to Python. The bridge checks every message it reads:
+    fastjsonschema does that in ~6 us where jsonschema took ~120 us (bench/events.py
+    found it the bridge's largest cost). The schemas use only keywords that mean the
+    same in draft 7 and 2020-12; a test holds both libraries to the same verdicts."""
     schema = json.loads((SCHEMA_DIR / f"{name}.json").read_text())
-    return Draft202012Validator(schema, format_checker=FormatChecker())
+    return fastjsonschema.compile(schema)
 
 
 def validate(event: dict) -> None:
@@ -58,10 +62,10 @@ def validate(event: dict) -> None:
     if event.get("type") not in TYPES:
         raise InvalidEvent("unknown_type", str(event.get("type"))[:100])
     try:
-        _validator("envelope").validate(event)
+        _validator("envelope")(event)
         uuid.UUID(event["id"])
-        _validator(event["type"]).validate(event["data"])
-    except (ValidationError, ValueError) as error:
+        _validator(event["type"])(event["data"])
+    except (fastjsonschema.JsonSchemaException, ValueError) as error:
         raise InvalidEvent("invalid", getattr(error, "message", str(error))[:300]) from None
 
 

@@ -195,3 +195,51 @@ def test_foreign_messages_are_refused(raw, key, reason):
     with pytest.raises(envelope.InvalidEvent) as error:
         envelope.parse(raw, key=key)
     assert error.value.reason == reason
+
+
+def _sample(spec: dict):
+    """A value that the property schema ``spec`` accepts."""
+    kind = spec.get("type")
+    kind = kind[0] if isinstance(kind, list) else kind
+    if "const" in spec:
+        return spec["const"]
+    if "enum" in spec:
+        return spec["enum"][0]
+    if spec.get("format") == "date-time":
+        return "2026-11-28T12:00:00Z"
+    if spec.get("format") == "uuid":
+        return "5f0c6a9e-8d1b-4f3c-9a57-1e2d3c4b5a69"
+    if kind == "string":
+        pattern = spec.get("pattern", "")
+        return "/teams/7" if "teams" in pattern else "12.5" if "." in pattern else "7"
+    return {"integer": 3, "number": 1.5, "boolean": True, "array": [], "object": {}}.get(kind)
+
+
+@pytest.mark.parametrize("name", ["envelope", *sorted(TYPES)])
+def test_the_fast_validator_agrees_with_jsonschema(name):
+    """envelope.validate compiles the schema files with fastjsonschema; the reference
+    implementation must give the same verdict on valid and broken documents."""
+    from jsonschema import Draft202012Validator, FormatChecker
+
+    schema = json.loads((SCHEMA_DIR / f"{name}.json").read_text())
+    reference = Draft202012Validator(schema, format_checker=FormatChecker())
+    fast = envelope._validator(name)
+    valid = {prop: _sample(spec) for prop, spec in schema["properties"].items()}
+    documents = [valid, {**valid, "unexpected": 1}]
+    for prop in schema.get("required", []):
+        documents.append({k: v for k, v in valid.items() if k != prop})
+    for prop, spec in schema["properties"].items():
+        documents += [{**valid, prop: wrong} for wrong in ({"x": 1}, "not a number ~", -1.25)]
+        if spec.get("format") == "date-time":
+            documents.append({**valid, prop: "yesterday"})
+
+    def fast_verdict(document) -> bool:
+        try:
+            fast(document)
+        except ValueError:
+            return False
+        return True
+
+    assert reference.is_valid(valid)
+    for document in documents:
+        assert fast_verdict(document) == reference.is_valid(document), document
