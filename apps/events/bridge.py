@@ -70,6 +70,12 @@ class ConsumerRunner:
         self.handled = 0
         self.dead_lettered = 0
         self._topic_id = None
+        self._consumer = None
+
+    def assigned_partitions(self) -> int:
+        """How many of the topic's partitions this runner reads now (0 while joining)."""
+        consumer = self._consumer
+        return len(consumer.assignment()) if consumer is not None else 0
 
     def _topic_recreated(self, consumer) -> bool:
         """Whether the topic was deleted and created again since the last batch (an
@@ -115,6 +121,7 @@ class ConsumerRunner:
         consumer, dlq = self._connect()
         if consumer is None:
             return
+        self._consumer = consumer
         rewind = False
         try:
             while not self.stop.is_set():

@@ -127,3 +127,45 @@ def test_a_bridge_restarted_mid_stream_neither_loses_nor_repeats(
     finally:
         bridge.halt()
         relay.halt()
+
+
+def test_two_bridges_share_the_partitions_and_deliver_each_event_once(
+    kafka_bootstrap, settings, asgi_live_server
+):
+    """Two bridge processes of one consumer group split the topic's partitions: every
+    team's events arrive once, in order, whichever bridge read them."""
+    use_fresh_topic(settings, kafka_bootstrap)
+    teams = [_team() for _ in range(6)]
+    relay = start_relay()
+    bridges = [start_bridge(), start_bridge()]
+    try:
+        listeners = [
+            WsListener(asgi_live_server.url, f"/ws/teams/{team.slug}/events/", admin)
+            for team, admin in teams
+        ]
+        for ws in listeners:
+            ws.__enter__()
+        deadline = time.monotonic() + 30  # both bridges joined the group: each has partitions
+        while time.monotonic() < deadline:
+            owned = [b.target.assigned_partitions() for b in bridges]
+            if all(owned) and sum(owned) == settings.KAFKA_EVENTS_PARTITIONS:
+                break
+            time.sleep(0.1)
+        assert all(owned), owned
+        for team, admin in teams:
+            _changes(team, admin, 5, "shared")
+        for (team, _admin), ws in zip(teams, listeners, strict=True):
+            expected = _expected(team)
+            _wait_all(ws, expected)
+            assert ws.ids() == expected
+        assert all(b.target.handled for b in bridges), [b.target.handled for b in bridges]
+        assert (
+            sum(b.target.handled for b in bridges)
+            == OutboxEvent.objects.filter(team__in=[t for t, _ in teams]).count()
+        )
+    finally:
+        for ws in listeners:
+            ws.__exit__(None, None, None)
+        for bridge in bridges:
+            bridge.halt()
+        relay.halt()
