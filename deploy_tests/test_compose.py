@@ -39,20 +39,33 @@ def compose_binary() -> Path:
     return Path(compose.__file__).parent / "docker-compose"
 
 
-def compose(*args: str, files=(COMPOSE,)) -> subprocess.CompletedProcess:
+def compose(*args: str, files=(COMPOSE,), env_file=ENV_EXAMPLE) -> subprocess.CompletedProcess:
     argv = [str(compose_binary())]
     for file in files:
         argv += ["-f", str(file)]
     # .env.example as the env file: the example must work as it is.
-    argv += ["--project-directory", str(ROOT), "--env-file", str(ENV_EXAMPLE), *args]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+    argv += ["--project-directory", str(ROOT), "--env-file", str(env_file), *args]
+    # Compose lets the shell's variables win over the env file: keep the file in charge.
+    from_file = documented_variables()
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_") and k not in from_file
+    }
     env["DOCKER_HOST"] = "unix:///nonexistent.sock"  # `config` must not need an engine
     return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
 
 
-def resolved(*profiles: str, files=(COMPOSE,)) -> dict:
+def documented_variables() -> set[str]:
+    """The variables .env.example sets."""
+    return {
+        line.split("=", 1)[0]
+        for line in ENV_EXAMPLE.read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+
+
+def resolved(*profiles: str, files=(COMPOSE,), env_file=ENV_EXAMPLE) -> dict:
     args = [arg for profile in profiles for arg in ("--profile", profile)]
-    result = compose(*args, "config", "--format", "json", files=files)
+    result = compose(*args, "config", "--format", "json", files=files, env_file=env_file)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -220,3 +233,76 @@ def test_the_dev_container_runs_on_the_compose_services():
     assert dev["environment"]["REDIS_URL"].startswith("redis://redis:")
     target = spec["postCreateCommand"].removeprefix("make ").strip()
     assert re.search(rf"^{re.escape(target)}:", (ROOT / "Makefile").read_text(), re.M)
+
+
+EVENTS_DEFAULTS = {
+    "KAFKA_BOOTSTRAP_SERVERS": "kafka:9092",
+    "KAFKA_EVENTS_TOPIC": "portal.events",
+    "KAFKA_EVENTS_DLQ_TOPIC": "portal.events.dlq",
+    "KAFKA_EVENTS_PARTITIONS": "6",
+    "KAFKA_BRIDGE_GROUP": "portal-bridge",
+    "EVENTS_RETENTION_DAYS": "30",
+    "EVENTS_RELAY_BATCH_SIZE": "1000",
+    "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+    "KAFKA_SASL_MECHANISM": "",
+    "KAFKA_SASL_USERNAME": "",
+    "KAFKA_SASL_PASSWORD": "",
+    "KAFKA_SSL_CAFILE": "",
+    "KAFKA_SSL_CERTFILE": "",
+    "KAFKA_SSL_KEYFILE": "",
+}
+
+
+def test_every_portal_service_gets_the_events_and_kafka_settings():
+    for name, service in portal_services(resolved("simulator")).items():
+        env = service["environment"]
+        assert {k: env.get(k) for k in EVENTS_DEFAULTS} == EVENTS_DEFAULTS, name
+
+
+def test_the_compose_defaults_load_as_django_settings():
+    """Empty SASL and TLS variables mean "not used": the settings accept the stack as it is."""
+    env = resolved()["services"]["relay"]["environment"]
+    check = "import django; django.setup(); from django.conf import settings; "
+    check += "print(settings.KAFKA_SECURITY_PROTOCOL, settings.KAFKA_EVENTS_DLQ_TOPIC)"
+    result = subprocess.run(
+        [sys.executable, "-c", check],
+        cwd=ROOT,
+        env={**os.environ, **{k: env[k] for k in EVENTS_DEFAULTS}},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["PLAINTEXT", "portal.events.dlq"]
+
+
+def test_an_env_file_value_reaches_every_portal_service(tmp_path):
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        ENV_EXAMPLE.read_text()
+        + "\n".join(
+            [
+                "",
+                "KAFKA_EVENTS_TOPIC=acme.events",
+                "KAFKA_SECURITY_PROTOCOL=SASL_SSL",
+                "KAFKA_SASL_MECHANISM=SCRAM-SHA-512",
+                "KAFKA_SASL_USERNAME=portal",
+                "KAFKA_SASL_PASSWORD=not-a-real-password",
+                "EVENTS_RETENTION_DAYS=90",
+                "",
+            ]
+        )
+    )
+    for name, service in portal_services(resolved("simulator", env_file=env_file)).items():
+        env = service["environment"]
+        assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092", "the backing services are fixed"
+        assert env["KAFKA_EVENTS_TOPIC"] == "acme.events", name
+        assert env["KAFKA_EVENTS_DLQ_TOPIC"] == "acme.events.dlq", "derived from the topic"
+        assert env["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL", name
+        assert env["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512", name
+        assert env["KAFKA_SASL_PASSWORD"] == "not-a-real-password", name  # noqa: S105
+        assert env["EVENTS_RETENTION_DAYS"] == "90", name
+
+
+def test_env_example_documents_the_kafka_security_settings():
+    assert set(EVENTS_DEFAULTS) - {"KAFKA_BOOTSTRAP_SERVERS"} <= documented_variables()

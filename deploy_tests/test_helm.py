@@ -15,8 +15,10 @@ The values files under ``bad-values/`` are overlays on ``ci/minimal-values.yaml`
 each wrong in one way, with the error it must produce on its first line.
 """
 
+import base64
 import copy
 import json
+import os
 from pathlib import Path
 
 import helm_python
@@ -283,3 +285,163 @@ def test_notes_say_how_to_reach_the_portal(chart):
     assert "kubectl --namespace portal port-forward service/demo-portal-web 8000:80" in notes
     full = render(chart, load_values(CHART / "ci" / "full-values.yaml"))
     assert "https://portal.example.com/" in full["portal/templates/NOTES.txt"]
+
+
+# --- Events and Kafka security settings -----------------------------------------------
+
+EVENTS_SETTINGS = [
+    ("kafka.eventsTopic", "team-events", "KAFKA_EVENTS_TOPIC", "team-events"),
+    ("kafka.eventsDlqTopic", "team-events.dead", "KAFKA_EVENTS_DLQ_TOPIC", "team-events.dead"),
+    ("kafka.eventsPartitions", 24, "KAFKA_EVENTS_PARTITIONS", "24"),
+    ("kafka.bridgeGroup", "portal-bridge-eu", "KAFKA_BRIDGE_GROUP", "portal-bridge-eu"),
+    ("kafka.securityProtocol", "SSL", "KAFKA_SECURITY_PROTOCOL", "SSL"),
+    ("events.retentionDays", 7, "EVENTS_RETENTION_DAYS", "7"),
+    ("events.relayBatchSize", 250, "EVENTS_RELAY_BATCH_SIZE", "250"),
+]
+SASL_VALUES = {
+    "kafka": {
+        "securityProtocol": "SASL_SSL",
+        "sasl": {"mechanism": "SCRAM-SHA-256", "username": "portal", "password": "kafka-pw-42"},
+    }
+}
+
+
+def nested(path: str, value) -> dict:
+    for key in reversed(path.split(".")):
+        value = {key: value}
+    return value
+
+
+def config_and_secret(chart, values: dict) -> tuple[dict, dict]:
+    docs = documents(render(chart, values))
+    configmap = by_kind(docs, "ConfigMap")["demo-portal"]["data"]
+    secret = by_kind(docs, "Secret").get("demo-portal", {}).get("data", {})
+    return configmap, secret
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "variable", "expected"), EVENTS_SETTINGS, ids=[s[2] for s in EVENTS_SETTINGS]
+)
+def test_an_events_value_reaches_the_configmap(chart, path, value, variable, expected):
+    configmap, _ = config_and_secret(chart, deep_merge(minimal(), nested(path, value)))
+    assert configmap[variable] == expected
+
+
+def test_the_chart_defaults_are_the_settings_defaults(chart):
+    """Installing the chart changes none of the events settings a bare process has."""
+    import subprocess
+    import sys
+
+    variables = [variable for _, _, variable, _ in EVENTS_SETTINGS]
+    code = (
+        "import json, django; django.setup(); from django.conf import settings; "
+        f"print(json.dumps({{v: str(getattr(settings, v)) for v in {variables!r}}}))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in variables}
+    result = subprocess.run(  # noqa: S603 - this interpreter, fixed code
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    configmap, _ = config_and_secret(chart, minimal())
+    assert {v: configmap[v] for v in variables} == json.loads(result.stdout)
+
+
+def test_sasl_puts_the_password_in_the_secret_only(chart):
+    values = deep_merge(minimal(), SASL_VALUES)
+    configmap, secret = config_and_secret(chart, values)
+    assert configmap["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert configmap["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-256"
+    assert configmap["KAFKA_SASL_USERNAME"] == "portal"
+    assert "KAFKA_SASL_PASSWORD" not in configmap
+    assert base64.b64decode(secret["KAFKA_SASL_PASSWORD"]).decode() == "kafka-pw-42"
+    docs = documents(render(chart, values))
+    for doc in docs:
+        if doc["kind"] != "Secret":
+            assert "kafka-pw-42" not in json.dumps(doc), f"{doc['kind']} shows the password"
+    # The migration hook's copy of the Secret carries it too.
+    assert by_kind(docs, "Secret")["demo-portal-migrate"]["data"]["KAFKA_SASL_PASSWORD"]
+    # A new password rolls the pods.
+    changed = deep_merge(values, {"kafka": {"sasl": {"password": "kafka-pw-43"}}})
+    assert _checksums(chart, changed).isdisjoint(_checksums(chart, values))
+
+
+def test_plaintext_renders_no_sasl_or_tls_settings(chart):
+    """The settings refuse SASL or TLS variables under a protocol that doesn't use them."""
+    configmap, secret = config_and_secret(chart, minimal())
+    assert configmap["KAFKA_SECURITY_PROTOCOL"] == "PLAINTEXT"
+    rendered = set(configmap) | set(secret)
+    assert not {k for k in rendered if k.startswith(("KAFKA_SASL_", "KAFKA_SSL_"))}
+
+
+def test_sasl_with_an_existing_secret_reads_the_password_from_it(chart):
+    values = deep_merge(
+        SASL_VALUES,
+        {
+            "secret": {"existingSecret": "portal-credentials"},
+            "kafka": {"bootstrapServers": "kafka:9092", "sasl": {"password": ""}},
+        },
+    )
+    docs = documents(render(chart, values))
+    assert not by_kind(docs, "Secret")
+    assert by_kind(docs, "ConfigMap")["demo-portal"]["data"]["KAFKA_SASL_USERNAME"] == "portal"
+
+
+def test_the_kafka_tls_secret_is_mounted_where_the_settings_look(chart):
+    docs = documents(render(chart, load_values(CHART / "ci" / "kafka-mtls-values.yaml")))
+    configmap = by_kind(docs, "ConfigMap")["demo-portal"]["data"]
+    files = {k: v for k, v in configmap.items() if k.startswith("KAFKA_SSL_")}
+    assert files == {
+        "KAFKA_SSL_CAFILE": "/etc/portal/kafka-tls/ca.crt",
+        "KAFKA_SSL_CERTFILE": "/etc/portal/kafka-tls/tls.crt",
+        "KAFKA_SSL_KEYFILE": "/etc/portal/kafka-tls/tls.key",
+    }
+    pods = [d["spec"]["template"]["spec"] for d in docs if d["kind"] in {"Deployment", "Job"}]
+    assert len(pods) == len(PROCESSES) + 1  # every process and the migration (it loads settings)
+    for pod in pods:
+        assert {"name": "kafka-tls", "secret": {"secretName": "portal-kafka-client"}} in pod[
+            "volumes"
+        ]
+        (container,) = pod["containers"]
+        assert {
+            "name": "kafka-tls",
+            "mountPath": "/etc/portal/kafka-tls",
+            "readOnly": True,
+        } in container["volumeMounts"]
+
+
+def _configuration_table() -> str:
+    readme = (ROOT / "README.md").read_text()
+    return readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_readme_documents_every_variable_the_chart_sets(chart):
+    table = _configuration_table()
+    rendered = set()
+    for values in (
+        load_values(CHART / "ci" / "full-values.yaml"),
+        load_values(CHART / "ci" / "kafka-mtls-values.yaml"),
+        deep_merge(minimal(), SASL_VALUES),
+    ):
+        configmap, secret = config_and_secret(chart, values)
+        rendered |= set(configmap) | set(secret)
+    missing = sorted(v for v in rendered if f"`{v}`" not in table)
+    assert not missing, f"README's configuration table lacks {missing}"
+
+
+def test_the_readme_documents_the_kafka_security_settings():
+    table = _configuration_table()
+    for variable in (
+        "KAFKA_SECURITY_PROTOCOL",
+        "KAFKA_SASL_MECHANISM",
+        "KAFKA_SASL_USERNAME",
+        "KAFKA_SASL_PASSWORD",
+        "KAFKA_SSL_CAFILE",
+        "KAFKA_SSL_CERTFILE",
+        "KAFKA_SSL_KEYFILE",
+        "KAFKA_EVENTS_TOPIC",
+        "KAFKA_EVENTS_DLQ_TOPIC",
+        "KAFKA_EVENTS_PARTITIONS",
+        "KAFKA_BRIDGE_GROUP",
+        "EVENTS_RETENTION_DAYS",
+        "EVENTS_RELAY_BATCH_SIZE",
+    ):
+        assert f"`{variable}`" in table, variable

@@ -39,11 +39,14 @@ def check_redis() -> str | None:
 def check_kafka() -> str | None:
     from kafka import KafkaAdminClient
 
+    from apps.events.kafka import connection_options
+
     admin = KafkaAdminClient(
         bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
         client_id="portal-readyz",
         request_timeout_ms=TIMEOUT_SECONDS * 1000,
         bootstrap_timeout_ms=TIMEOUT_SECONDS * 1000,
+        **connection_options(),
     )
     try:
         admin.list_topics()

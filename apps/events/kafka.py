@@ -22,10 +22,35 @@ def bootstrap() -> list[str]:
     return list(settings.KAFKA_BOOTSTRAP_SERVERS)
 
 
+def connection_options() -> dict:
+    """How to reach the cluster securely: kafka-python's TLS and SASL options.
+
+    Every client (producer, consumer, admin, the readiness check) takes these, so
+    a managed cluster that needs TLS or SASL is configured once, in the settings
+    (which refuse an incomplete configuration). Only the options the protocol
+    uses are returned; kafka-python's defaults cover the rest.
+    """
+    protocol = settings.KAFKA_SECURITY_PROTOCOL
+    options: dict = {"security_protocol": protocol}
+    if protocol in {"SASL_PLAINTEXT", "SASL_SSL"}:
+        options["sasl_mechanism"] = settings.KAFKA_SASL_MECHANISM or "PLAIN"
+        options["sasl_plain_username"] = settings.KAFKA_SASL_USERNAME
+        options["sasl_plain_password"] = settings.KAFKA_SASL_PASSWORD
+    if protocol in {"SSL", "SASL_SSL"}:
+        files = {
+            "ssl_cafile": settings.KAFKA_SSL_CAFILE,
+            "ssl_certfile": settings.KAFKA_SSL_CERTFILE,
+            "ssl_keyfile": settings.KAFKA_SSL_KEYFILE,
+        }
+        options.update({option: path for option, path in files.items() if path})
+    return options
+
+
 def producer(**overrides) -> KafkaProducer:
     """Idempotent, ``acks=all``: a retried send never duplicates or reorders a partition."""
     options = {
         "bootstrap_servers": bootstrap(),
+        **connection_options(),
         "client_id": "portal-relay",
         "enable_idempotence": True,
         "acks": "all",
@@ -47,6 +72,7 @@ def producer(**overrides) -> KafkaProducer:
 def consumer(topic: str, *, group_id: str, **overrides) -> KafkaConsumer:
     options = {
         "bootstrap_servers": bootstrap(),
+        **connection_options(),
         "group_id": group_id,
         "client_id": f"{group_id}-consumer",
         "enable_auto_commit": False,
@@ -65,7 +91,10 @@ def ensure_topics(*topics: str, partitions: int | None = None) -> None:
     partitions = partitions or settings.KAFKA_EVENTS_PARTITIONS
     try:
         admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap(), client_id="portal-admin", request_timeout_ms=10_000
+            bootstrap_servers=bootstrap(),
+            client_id="portal-admin",
+            request_timeout_ms=10_000,
+            **connection_options(),
         )
     except KafkaError as error:
         logger.warning("kafka admin unavailable", extra={"error": repr(error)})

@@ -16,3 +16,14 @@ class InvitationForm(forms.Form):
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
+
+
+class EventsContentForm(forms.Form):
+    events_include_content = forms.BooleanField(
+        required=False,
+        label="Include prompts and answers in events",
+        help_text=(
+            "On: run events carry the messages sent and the answers (or errors) received. "
+            "Off: ids, token counts and costs only."
+        ),
+    )

@@ -5,6 +5,7 @@ and runs in a transaction; membership changes lock the team row so the
 "at least one owner" rule holds under concurrent requests.
 """
 
+import logging
 from datetime import timedelta
 
 from django.conf import settings
@@ -14,7 +15,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.core.errors import Conflict, NotFound, ServiceError
-from apps.events.outbox import emit
+from apps.events.outbox import actor_ref, emit
 from apps.teams import realtime
 from apps.teams.models import Invitation, Membership, Role, Team
 from apps.teams.permissions import (
@@ -26,6 +27,7 @@ from apps.teams.permissions import (
     user_of,
 )
 
+logger = logging.getLogger(__name__)
 _INVITE_SALT = "teams.invitation"
 RESERVED_SLUGS = {"new", "admin", "api", "static", "settings"}
 
@@ -56,6 +58,51 @@ def team_create(*, name: str, created_by) -> Team:
     forget_cached_roles(created_by)
     _member_event(team, "member.joined", created_by, Role.OWNER, actor=created_by)
     return team
+
+
+# Putting prompts and answers in the events decides who reads them (every member and
+# key with read access, and every consumer of the Kafka topic), so it sits with the
+# people who decide who is in the team: owners and admins.
+EVENTS_CONTENT_ACTION = Action.MANAGE_MEMBERS
+
+
+@transaction.atomic
+def team_events_content_set(*, team: Team, actor, enabled: bool) -> Team:
+    """Turn prompt and answer content in the team's events on or off.
+
+    It applies to events emitted from now on; events already written keep what
+    they had. The catalogue has no team-settings event type, so the change is
+    logged and announced to the team's settings page rather than emitted.
+    """
+    locked = _lock_team(team)
+    require(actor, locked, EVENTS_CONTENT_ACTION)
+    enabled = bool(enabled)
+    if locked.events_include_content != enabled:
+        locked.events_include_content = enabled
+        locked.save(update_fields=["events_include_content"])
+        logger.info(
+            "team events content changed",
+            extra={
+                "team_id": locked.pk,
+                "actor": actor_ref(actor)[0],
+                "events_include_content": enabled,
+            },
+        )
+        state = "now include prompts and answers" if enabled else "no longer include content"
+        who = getattr(actor, "label", "") or "Someone"
+        realtime.team_notice_on_commit(team_id=locked.pk, text=f"{who}: events {state}.")
+    team.events_include_content = enabled  # the caller's copy emits accordingly too
+    return locked
+    locked.events_include_content = enabled
+    locked.save(update_fields=["events_include_content"])
+    actor_label = getattr(actor, "label", "") or str(actor)
+    logger.info(
+        "team events content changed",
+        extra={"team_id": team.pk, "actor": actor_label, "events_include_content": enabled},
+    )
+    state = "now include prompts and answers" if enabled else "no longer include prompts or answers"
+    realtime.team_notice_on_commit(team_id=team.pk, text=f"{actor_label}: events {state}.")
+    return locked
 
 
 def _member_event(team: Team, type_: str, user, role: str, *, actor, **extra) -> None:

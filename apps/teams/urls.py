@@ -8,6 +8,11 @@ urlpatterns = [
     path("teams/new/", views.team_create, name="create"),
     path("invitations/<str:token>/", views.invitation_accept, name="invitation_accept"),
     path("t/<slug:team_slug>/settings/", views.team_settings, name="settings"),
+    path(
+        "t/<slug:team_slug>/settings/events-content/",
+        views.events_content,
+        name="events_content",
+    ),
     path("t/<slug:team_slug>/settings/invitations/", views.invitation_create, name="invite"),
     path(
         "t/<slug:team_slug>/settings/invitations/<int:invitation_id>/revoke/",

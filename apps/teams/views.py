@@ -8,7 +8,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from apps.core.errors import ServiceError
 from apps.teams import selectors, services
 from apps.teams.decorators import team_view
-from apps.teams.forms import InvitationForm, RoleForm, TeamForm
+from apps.teams.forms import EventsContentForm, InvitationForm, RoleForm, TeamForm
 from apps.teams.permissions import Action, can
 
 
@@ -42,6 +42,10 @@ def team_settings(request, team):
         "invitations": invitations,
         "invitation_form": InvitationForm(),
         "roles": RoleForm.base_fields["role"].choices,
+        "events_content_form": EventsContentForm(
+            initial={"events_include_content": team.events_include_content}
+        ),
+        "can_set_events_content": can(request.user, team, services.EVENTS_CONTENT_ACTION),
     }
     return render(request, "teams/settings.html", context)
 
@@ -55,6 +59,25 @@ def _back_to_settings(request, team, action, success: str):
     else:
         messages.success(request, success)
     return redirect("teams:settings", team_slug=team.slug)
+
+
+@require_POST
+@team_view(services.EVENTS_CONTENT_ACTION)
+def events_content(request, team):
+    form = EventsContentForm(request.POST)
+    form.is_valid()  # an unchecked box is simply absent: always valid
+    enabled = form.cleaned_data["events_include_content"]
+    done = (
+        "Events now include prompts and answers."
+        if enabled
+        else "Events no longer include prompts and answers."
+    )
+    return _back_to_settings(
+        request,
+        team,
+        lambda: services.team_events_content_set(team=team, actor=request.user, enabled=enabled),
+        done,
+    )
 
 
 @require_POST

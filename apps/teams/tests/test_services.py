@@ -6,8 +6,12 @@ from django.utils import timezone
 
 from apps.accounts.tests.factories import UserFactory
 from apps.core.errors import Conflict, NotFound, ServiceError
+from apps.events import envelope
+from apps.events.models import OutboxEvent
+from apps.inference import services as inference_services
+from apps.inference.tests.factories import local_backend
 from apps.teams import services
-from apps.teams.models import Invitation, Membership, Role
+from apps.teams.models import Invitation, Membership, Role, Team
 from apps.teams.tests.factories import TeamFactory, member_of
 
 pytestmark = pytest.mark.django_db
@@ -204,3 +208,67 @@ def test_anyone_can_leave():
     assert not Membership.objects.filter(team=team, user=viewer).exists()
     with pytest.raises(NotFound):
         services.membership_leave(team=team, user=viewer)
+
+
+# --- event content ------------------------------------------------------------
+
+HELLO = [{"role": "user", "content": "Secret question 42"}]
+
+
+def _queue_a_run(team, actor, backend):
+    run = inference_services.run_create(
+        team=team, actor=actor, backend_id=backend.pk, model="local-echo", messages=HELLO
+    )
+    return OutboxEvent.objects.get(team_id=team.pk, type="run.queued", subject=f"run/{run.pk}")
+
+
+def test_run_queued_carries_messages_only_once_the_team_turns_content_on():
+    team = TeamFactory()
+    admin = member_of(team, Role.ADMIN)
+    backend = local_backend(team, admin)
+    before = _queue_a_run(team, admin, backend)
+    assert "messages" not in before.data
+    assert "Secret question" not in envelope.dumps(envelope.build(before)).decode()
+
+    services.team_events_content_set(team=team, actor=admin, enabled=True)
+    fresh = Team.objects.get(pk=team.pk)  # what a worker or another request loads
+    assert fresh.events_include_content is True
+    after = _queue_a_run(fresh, admin, backend)
+    assert after.data["messages"] == HELLO
+    envelope.validate(envelope.build(after))
+
+    services.team_events_content_set(team=fresh, actor=admin, enabled=False)
+    off_again = _queue_a_run(Team.objects.get(pk=team.pk), admin, backend)
+    assert "messages" not in off_again.data
+
+
+def test_changing_event_content_emits_no_event_and_tells_the_team_once(
+    django_capture_on_commit_callbacks,
+):
+    team = TeamFactory()
+    owner = member_of(team, Role.OWNER)
+    with django_capture_on_commit_callbacks() as callbacks:
+        returned = services.team_events_content_set(team=team, actor=owner, enabled=True)
+    assert returned.events_include_content is True
+    assert team.events_include_content is True, "the caller's copy follows"
+    assert len(callbacks) == 1  # the settings page's live notice
+    with django_capture_on_commit_callbacks() as callbacks:
+        services.team_events_content_set(team=team, actor=owner, enabled=True)
+    assert callbacks == [], "no change, no notice"
+    assert not OutboxEvent.objects.filter(team_id=team.pk).exclude(type="member.joined").exists()
+
+
+@pytest.mark.parametrize("role", [Role.MEMBER, Role.VIEWER])
+def test_members_and_viewers_may_not_change_event_content(role):
+    team = TeamFactory()
+    with pytest.raises(PermissionDenied):
+        services.team_events_content_set(team=team, actor=member_of(team, role), enabled=True)
+    assert Team.objects.get(pk=team.pk).events_include_content is False
+
+
+def test_another_teams_admin_may_not_change_event_content():
+    team = TeamFactory()
+    outsider = member_of(TeamFactory(), Role.ADMIN)
+    with pytest.raises(PermissionDenied):
+        services.team_events_content_set(team=team, actor=outsider, enabled=True)
+    assert Team.objects.get(pk=team.pk).events_include_content is False

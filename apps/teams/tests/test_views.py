@@ -34,6 +34,7 @@ def team_urls(team, membership_id=1, invitation_id=1):
         ("get", reverse("assistants:list", args=[team.slug])),
         ("get", reverse("dashboard:planned", args=[team.slug, "usage"])),
         ("post", reverse("teams:invite", args=[team.slug])),
+        ("post", reverse("teams:events_content", args=[team.slug])),
         ("post", reverse("teams:member_role", args=[team.slug, membership_id])),
         ("post", reverse("teams:member_remove", args=[team.slug, membership_id])),
         ("post", reverse("teams:invitation_revoke", args=[team.slug, invitation_id])),
@@ -196,3 +197,65 @@ def test_team_switcher_lists_only_my_teams(client):
     assert client.get(reverse("dashboard:home")).url == reverse(
         "dashboard:team_home", args=[also_mine.slug]
     )
+
+
+# --- event content ------------------------------------------------------------
+
+
+def test_admin_turns_event_content_on_and_off_from_the_settings_page(client):
+    team = TeamFactory()
+    admin = member_of(team, Role.ADMIN)
+    client.force_login(admin)
+    url = reverse("teams:events_content", args=[team.slug])
+    page = client.get(reverse("teams:settings", args=[team.slug])).content.decode()
+    assert f'action="{url}"' in page
+    assert "Kafka events topic" in page, "the page says where the content goes"
+    assert 'name="events_include_content"' in page
+
+    response = client.post(url, {"events_include_content": "on"}, follow=True)
+    assert response.status_code == 200
+    assert "Events now include prompts and answers." in response.content.decode()
+    assert Team.objects.get(pk=team.pk).events_include_content is True
+
+    response = client.post(url, {}, follow=True)  # the box unchecked
+    assert "Events no longer include prompts and answers." in response.content.decode()
+    assert Team.objects.get(pk=team.pk).events_include_content is False
+
+
+def test_owner_may_change_event_content(client):
+    team = TeamFactory()
+    client.force_login(member_of(team, Role.OWNER))
+    client.post(reverse("teams:events_content", args=[team.slug]), {"events_include_content": "on"})
+    assert Team.objects.get(pk=team.pk).events_include_content is True
+
+
+@pytest.mark.parametrize("role", [Role.MEMBER, Role.VIEWER])
+def test_members_and_viewers_see_event_content_but_cannot_change_it(client, role):
+    team = TeamFactory(events_include_content=True)
+    client.force_login(member_of(team, role))
+    url = reverse("teams:events_content", args=[team.slug])
+    page = client.get(reverse("teams:settings", args=[team.slug])).content.decode()
+    assert 'data-testid="events-content-state">prompts and answers<' in page
+    assert f'action="{url}"' not in page
+    assert "Owners and admins can change this." in page
+
+    response = client.post(url, {})
+    assert response.status_code == 403
+    assert Team.objects.get(pk=team.pk).events_include_content is True
+
+
+def test_another_teams_admin_cannot_change_event_content(client):
+    team = TeamFactory()
+    member_of(team, Role.OWNER)
+    client.force_login(member_of(TeamFactory(), Role.ADMIN))
+    response = client.post(
+        reverse("teams:events_content", args=[team.slug]), {"events_include_content": "on"}
+    )
+    assert response.status_code == 404
+    assert Team.objects.get(pk=team.pk).events_include_content is False
+
+
+def test_event_content_needs_a_post(client):
+    team = TeamFactory()
+    client.force_login(member_of(team, Role.ADMIN))
+    assert client.get(reverse("teams:events_content", args=[team.slug])).status_code == 405

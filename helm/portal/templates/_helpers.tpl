@@ -105,6 +105,25 @@ DATABASE_POOL: {{ .Values.database.pool | toString | quote }}
 DATABASE_POOL_MAX_SIZE: {{ .Values.database.poolMaxSize | toString | quote }}
 KAFKA_BOOTSTRAP_SERVERS: {{ .Values.kafka.bootstrapServers | quote }}
 KAFKA_EVENTS_TOPIC: {{ .Values.kafka.eventsTopic | quote }}
+KAFKA_EVENTS_DLQ_TOPIC: {{ default (printf "%s.dlq" .Values.kafka.eventsTopic) .Values.kafka.eventsDlqTopic | quote }}
+KAFKA_EVENTS_PARTITIONS: {{ .Values.kafka.eventsPartitions | toString | quote }}
+KAFKA_BRIDGE_GROUP: {{ .Values.kafka.bridgeGroup | quote }}
+KAFKA_SECURITY_PROTOCOL: {{ .Values.kafka.securityProtocol | quote }}
+{{- if hasPrefix "SASL_" .Values.kafka.securityProtocol }}
+KAFKA_SASL_MECHANISM: {{ .Values.kafka.sasl.mechanism | quote }}
+{{- with .Values.kafka.sasl.username }}
+KAFKA_SASL_USERNAME: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- if .Values.kafka.tls.secretName }}
+{{- range $variable, $key := dict "KAFKA_SSL_CAFILE" .Values.kafka.tls.caFile "KAFKA_SSL_CERTFILE" .Values.kafka.tls.certFile "KAFKA_SSL_KEYFILE" .Values.kafka.tls.keyFile }}
+{{- with $key }}
+{{ $variable }}: {{ printf "%s/%s" (include "portal.kafkaTlsDir" $) . | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+EVENTS_RETENTION_DAYS: {{ .Values.events.retentionDays | toString | quote }}
+EVENTS_RELAY_BATCH_SIZE: {{ .Values.events.relayBatchSize | toString | quote }}
 STATIC_ROOT: "/app/staticfiles"
 {{- range $key, $value := .Values.config.extraEnv }}
 {{ $key }}: {{ $value | toString | quote }}
@@ -120,6 +139,9 @@ REDIS_URL: {{ .Values.redis.url | b64enc | quote }}
 {{- with .Values.secret.apiKeyHmacSecret }}
 API_KEY_HMAC_SECRET: {{ . | b64enc | quote }}
 {{- end }}
+{{- with .Values.kafka.sasl.password }}
+KAFKA_SASL_PASSWORD: {{ . | b64enc | quote }}
+{{- end }}
 {{- range $key, $value := .Values.secret.extra }}
 {{ $key }}: {{ $value | toString | b64enc | quote }}
 {{- end }}
@@ -131,10 +153,32 @@ API_KEY_HMAC_SECRET: {{ . | b64enc | quote }}
 {{- printf "%s\n---\n%s" (include "portal.configData" .) $secret | sha256sum }}
 {{- end }}
 
-{{- define "portal.tmpVolume" -}}
+{{/* The volumes of every pod that runs the portal: /tmp and the Kafka TLS files. */}}
+{{- define "portal.volumes" -}}
 - name: tmp
   emptyDir:
     sizeLimit: {{ .Values.tmpSizeLimit }}
+{{- if .Values.kafka.tls.secretName }}
+- name: kafka-tls
+  secret:
+    secretName: {{ .Values.kafka.tls.secretName }}
+{{- end }}
+{{- end }}
+
+{{/* Where kafka.tls.secretName is mounted (read-only) in every pod that runs the portal. */}}
+{{- define "portal.kafkaTlsDir" -}}
+/etc/portal/kafka-tls
+{{- end }}
+
+{{/* The volume mounts of every pod that runs the portal: /tmp and the Kafka TLS files. */}}
+{{- define "portal.volumeMounts" -}}
+- name: tmp
+  mountPath: /tmp
+{{- if .Values.kafka.tls.secretName }}
+- name: kafka-tls
+  mountPath: {{ include "portal.kafkaTlsDir" . }}
+  readOnly: true
+{{- end }}
 {{- end }}
 
 {{/*
@@ -225,10 +269,9 @@ spec:
           securityContext:
             {{- toYaml $root.Values.securityContext | nindent 12 }}
           volumeMounts:
-            - name: tmp
-              mountPath: /tmp
+            {{- include "portal.volumeMounts" $root | nindent 12 }}
       volumes:
-        {{- include "portal.tmpVolume" $root | nindent 8 }}
+        {{- include "portal.volumes" $root | nindent 8 }}
       {{- with (default $root.Values.nodeSelector $c.nodeSelector) }}
       nodeSelector:
         {{- toYaml . | nindent 8 }}
