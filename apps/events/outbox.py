@@ -10,10 +10,11 @@ so the events page works the same without Kafka.
 
 import json
 import logging
+from functools import cache
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.events import envelope
@@ -34,6 +35,46 @@ def actor_ref(actor) -> tuple[str, str]:
     if getattr(actor, "is_authenticated", False) and getattr(actor, "pk", None):
         return f"user:{actor.pk}", getattr(actor, "label", "") or str(actor)
     return "system", str(actor)[:200]
+
+
+_COLUMNS = (
+    "event_id",
+    "team",
+    "type",
+    "subject",
+    "time",
+    "actor",
+    "actor_label",
+    "assistant_id",
+    "key_id",
+    "data",
+)
+
+
+@cache
+def _insert_sql() -> str:
+    meta = OutboxEvent._meta
+    columns = ", ".join(meta.get_field(name).column for name in _COLUMNS)
+    values = ", ".join("%s::jsonb" if name == "data" else "%s" for name in _COLUMNS)
+    # identifiers from the model's own metadata; every value is a parameter
+    table, key = meta.db_table, meta.pk.column
+    return f"INSERT INTO {table} ({columns}) VALUES ({values}) RETURNING {key}"  # noqa: S608
+
+
+def _insert(row: OutboxEvent) -> None:
+    """Write the row. ``emit`` runs on every write path, so on PostgreSQL this is one
+    plain statement: a third of the CPU of ``Model.save`` (183 -> 62 us per event,
+    which bench/events.py's writers feel). Other databases take the ORM's way."""
+    if connection.vendor != "postgresql":
+        row.save(force_insert=True)
+        return
+    values = [getattr(row, OutboxEvent._meta.get_field(name).attname) for name in _COLUMNS]
+    values[-1] = json.dumps(row.data)
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql(), values)
+        row.sequence = cursor.fetchone()[0]
+    row._state.adding = False
+    row._state.db = connection.alias
 
 
 def emit(
@@ -61,7 +102,7 @@ def emit(
     plain = json.loads(json.dumps(data, cls=DjangoJSONEncoder))
     plain = {name: value for name, value in plain.items() if name in allowed}
     ref, label = actor_ref(actor)
-    row = OutboxEvent.objects.create(
+    row = OutboxEvent(
         team_id=team.pk,
         type=type,
         subject=subject[:200],
@@ -72,6 +113,7 @@ def emit(
         key_id=key_id,
         data=plain,
     )
+    _insert(row)
     if settings.EVENTS_CHECK_ON_EMIT:  # a caller's bug fails here, not on the topic
         envelope.validate(envelope.build(row))
     # With Kafka, the insert trigger's NOTIFY (delivered on commit) wakes the relay.

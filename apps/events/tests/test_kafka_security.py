@@ -9,8 +9,6 @@ broker here does TLS or SASL, so a successful authenticated connection is not
 exercised.
 """
 
-# ruff: noqa: S603 - runs this interpreter with a fixed argv
-
 import json
 import logging
 import os
@@ -32,7 +30,7 @@ SECURITY_ENV = (
     "KAFKA_SSL_CERTFILE",
     "KAFKA_SSL_KEYFILE",
 )
-PASSWORD = "kafka-pw-never-in-a-log-7f3a"  # noqa: S105 - a test value
+PASSWORD = "kafka-pw-never-in-a-log-7f3a"
 PRINT_OPTIONS = (
     "import json, django; django.setup(); "
     "from apps.events.kafka import connection_options; print(json.dumps(connection_options()))"
