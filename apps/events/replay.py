@@ -1,10 +1,17 @@
 """ "Replay from time T": read the team's events back from the topic, starting at
-the offsets Kafka gives for that time (without Kafka, from the event log)."""
+the offsets Kafka gives for that time (without Kafka, from the event log).
+
+The offsets come from the records' timestamps, which say when the relay sent them;
+"since T" means events that happened since T (their ``time``, what the page shows).
+A row that waited in the outbox (Kafka down, no relay) reaches the topic after T
+though it happened before, so events are filtered by their own time as well.
+"""
 
 import uuid
 from datetime import datetime
 
 from django.conf import settings
+from django.utils.dateparse import parse_datetime
 from kafka import TopicPartition
 
 from apps.events import envelope, kafka, selectors
@@ -27,16 +34,22 @@ def replay(team, since: datetime, *, limit: int = 200) -> list[dict]:
         ends = consumer.end_offsets(partitions)
         for tp in partitions:
             found = offsets.get(tp)
-            consumer.seek(tp, found.offset if found is not None else ends[tp])
+            # Nothing at or after that time: Kafka answers None, Tansu offset 0 with
+            # timestamp -1 (which would read the partition from its start).
+            nothing = found is None or found.timestamp < 0
+            consumer.seek(tp, ends[tp] if nothing else found.offset)
         key = str(team.pk).encode()
         events = []
         for record in consumer:
             if record.key != key:
                 continue
             try:
-                events.append(envelope.parse(record.value, key=record.key))
+                event = envelope.parse(record.value, key=record.key)
             except envelope.InvalidEvent:
                 continue
+            if parse_datetime(event["time"]) < since:
+                continue
+            events.append(event)
             if len(events) >= limit:
                 break
         return sorted(events, key=lambda e: int(e["sequence"]))

@@ -35,14 +35,14 @@
   var pauseButton = root.querySelector("[data-testid=pause]");
   var pausedCount = root.querySelector("[data-testid=paused-count]");
   var paused = false, held = [];
+  // The newest sequence received, shown or held: where a reconnect's gap starts. Not
+  // read from the feed, which lacks what is held and what a replay took out.
+  var lastSeq = 0;
+  feed.querySelectorAll(".event-row").forEach(function (row) {
+    lastSeq = Math.max(lastSeq, parseInt(row.dataset.seq, 10));
+  });
 
-  function lastSequence() {
-    var max = 0;
-    feed.querySelectorAll(".event-row").forEach(function (row) {
-      max = Math.max(max, parseInt(row.dataset.seq, 10));
-    });
-    return max;
-  }
+  function shown(id) { return !!feed.querySelector('[data-id="' + id + '"]'); }
   function matches(row) {
     var t = form.type.value, a = form.assistant.value, k = form.key.value;
     return (!t || row.dataset.type === t) && (!a || row.dataset.assistant === a) &&
@@ -52,7 +52,8 @@
     feed.querySelectorAll(".event-row").forEach(function (row) { row.hidden = !matches(row); });
   }
   function insert(frame) {
-    if (feed.querySelector('[data-id="' + frame.id + '"]')) return; // already shown
+    lastSeq = Math.max(lastSeq, frame.sequence);
+    if (shown(frame.id)) return;
     var tmp = document.createElement("template");
     tmp.innerHTML = frame.html.trim();
     var row = tmp.content.firstElementChild;
@@ -68,11 +69,18 @@
     if (empty) empty.remove();
   }
   function receive(frame) {
-    if (paused) { held.push(frame); pausedCount.textContent = held.length + " new while paused"; return; }
+    if (paused) {
+      // A frame can come twice (live and from the gap's history): count it once.
+      if (shown(frame.id) || held.some(function (h) { return h.id === frame.id; })) return;
+      lastSeq = Math.max(lastSeq, frame.sequence);
+      held.push(frame);
+      pausedCount.textContent = held.length + " new while paused";
+      return;
+    }
     insert(frame);
   }
   function fillGap() {
-    fetch(root.dataset.history + "?after=" + lastSequence(), { credentials: "same-origin" })
+    fetch(root.dataset.history + "?after=" + lastSeq, { credentials: "same-origin" })
       .then(function (r) { return r.json(); })
       .then(function (body) { body.events.forEach(receive); });
   }
@@ -93,10 +101,18 @@
   root.querySelector("[data-testid=replay]").addEventListener("click", function () {
     var since = form.since.value;
     if (!since) return;
-    fetch(root.dataset.replay + "?since=" + encodeURIComponent(new Date(since).toISOString()),
+    var from = new Date(since); // the user's local time
+    fetch(root.dataset.replay + "?since=" + encodeURIComponent(from.toISOString()),
       { credentials: "same-origin" })
       .then(function (r) { return r.json(); })
-      .then(function (body) { (body.events || []).forEach(insert); });
+      .then(function (body) {
+        if (!body.events) return;
+        // The feed shows what happened since then: older rows go, the replay fills in.
+        feed.querySelectorAll(".event-row").forEach(function (row) {
+          if (new Date(row.querySelector("time").getAttribute("datetime")) < from) row.remove();
+        });
+        body.events.forEach(insert);
+      });
   });
   connect(root.dataset.ws, receive, setState, fillGap);
 })();
