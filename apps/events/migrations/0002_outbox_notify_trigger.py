@@ -7,6 +7,8 @@ into one. Other databases (the embedded SQLite default) have no relay to wake.
 
 from django.db import migrations
 
+from apps.core.migration_ops import postgresql_only
+
 CHANNEL = "portal_events_outbox"  # apps.events.outbox.NOTIFY_CHANNEL, frozen here
 
 CREATE = f"""
@@ -26,15 +28,7 @@ DROP FUNCTION IF EXISTS events_outbox_notify();
 """
 
 
-def _on_postgresql(sql: str):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(sql)
-
-    return run
-
-
 class Migration(migrations.Migration):
     dependencies = [("events", "0001_initial")]
 
-    operations = [migrations.RunPython(_on_postgresql(CREATE), _on_postgresql(DROP))]
+    operations = [postgresql_only(CREATE, DROP)]

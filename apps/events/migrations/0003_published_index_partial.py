@@ -11,6 +11,8 @@ visit this queue-like table far sooner than the default 20% of its rows.
 
 from django.db import migrations, models
 
+from apps.core.migration_ops import postgresql_only
+
 VACUUM_SOON = """
 ALTER TABLE events_outboxevent SET (
     autovacuum_vacuum_scale_factor = 0.0,
@@ -27,14 +29,6 @@ ALTER TABLE events_outboxevent RESET (
 """
 
 
-def _on_postgresql(sql: str):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(sql)
-
-    return run
-
-
 class Migration(migrations.Migration):
     dependencies = [("events", "0002_outbox_notify_trigger")]
 
@@ -48,5 +42,5 @@ class Migration(migrations.Migration):
                 name="events_published",
             ),
         ),
-        migrations.RunPython(_on_postgresql(VACUUM_SOON), _on_postgresql(VACUUM_DEFAULT)),
+        postgresql_only(VACUUM_SOON, VACUUM_DEFAULT),
     ]
