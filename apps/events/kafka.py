@@ -46,6 +46,12 @@ def connection_options() -> dict:
     return options
 
 
+# kafka-python waits 30 s for an unreachable broker by default; the relay and the beat
+# safety net back off and try again on their own, so they give up sooner (a safety-net
+# run with Kafka down took a minute holding the relay lock).
+BOOTSTRAP_TIMEOUT_MS = 5_000
+
+
 def producer(**overrides) -> KafkaProducer:
     """Idempotent, ``acks=all``: a retried send never duplicates or reorders a partition."""
     options = {
@@ -64,6 +70,7 @@ def producer(**overrides) -> KafkaProducer:
         "request_timeout_ms": 10_000,
         "max_block_ms": 10_000,
         "retry_backoff_ms": 100,
+        "bootstrap_timeout_ms": BOOTSTRAP_TIMEOUT_MS,
     }
     options.update(overrides)
     return KafkaProducer(**options)
@@ -94,6 +101,7 @@ def ensure_topics(*topics: str, partitions: int | None = None) -> None:
             bootstrap_servers=bootstrap(),
             client_id="portal-admin",
             request_timeout_ms=10_000,
+            bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
             **connection_options(),
         )
     except KafkaError as error:
