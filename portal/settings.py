@@ -350,8 +350,12 @@ INVITATION_TTL_DAYS = env_int("INVITATION_TTL_DAYS", 7)
 # Sessions are read from the cache (Redis when configured) and written through to the
 # database: one query fewer on every authenticated request and WebSocket connect.
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
-SESSION_COOKIE_SECURE = PRODUCTION
-CSRF_COOKIE_SECURE = PRODUCTION
+# Session and CSRF cookies only over https: on in production. SECURE_COOKIES=false is
+# for production mode served over plain http on a private host (Compose on localhost),
+# where a browser would never send a Secure cookie back.
+SECURE_COOKIES = env_bool("SECURE_COOKIES", default=PRODUCTION)
+SESSION_COOKIE_SECURE = SECURE_COOKIES
+CSRF_COOKIE_SECURE = SECURE_COOKIES
 SESSION_COOKIE_HTTPONLY = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
