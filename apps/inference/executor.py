@@ -161,6 +161,13 @@ def _usage(result: CallResult, messages: list[dict]) -> tuple[int, int, bool]:
     return prompt, tokens.estimate_tokens(completion_text), True
 
 
+def _cached(result: CallResult, prompt: int) -> int | None:
+    """Cached prompt tokens as reported, never more than the prompt itself."""
+    if result.cached_tokens is None:
+        return None
+    return max(0, min(int(result.cached_tokens), prompt))
+
+
 def _attempt(
     run: ChatRun,
     token,
@@ -184,6 +191,7 @@ def _attempt(
         prompt_tokens=prompt,
         completion_tokens=completion,
         total_tokens=prompt + completion,
+        cached_tokens=None if estimated else _cached(result, prompt),
         usage_estimated=estimated,
         latency_ms=int((finished - started).total_seconds() * 1000),
         ttft_ms=result.ttft_ms,

@@ -303,6 +303,7 @@ def actual_cost(run, attempts) -> Decimal:
                 model=attempt.model,
                 prompt_tokens=attempt.prompt_tokens,
                 completion_tokens=attempt.completion_tokens,
+                cached_tokens=attempt.cached_tokens or 0,
                 at=attempt.finished_at,
             )
             for attempt in attempts

@@ -45,12 +45,13 @@ def build(run, attempts) -> list[UsageRecord]:
                 prompt_tokens=attempt.prompt_tokens,
                 completion_tokens=attempt.completion_tokens,
                 total_tokens=attempt.total_tokens,
-                cached_tokens=None,  # no backend reports them yet
+                cached_tokens=attempt.cached_tokens,
                 usage_estimated=attempt.usage_estimated,
                 cost=pricing.cost_at(
                     price,
                     prompt_tokens=attempt.prompt_tokens,
                     completion_tokens=attempt.completion_tokens,
+                    cached_tokens=attempt.cached_tokens or 0,
                 ),
                 unpriced=price is None,
                 price=price,

@@ -17,6 +17,7 @@ class CallResult:
     finish_reason: str = ""
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    cached_tokens: int | None = None  # part of prompt_tokens served from the backend's cache
     ttft_ms: int | None = None
     emitted: int = 0  # deltas handed to the caller; a retry after this would duplicate output
 

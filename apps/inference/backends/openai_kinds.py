@@ -261,6 +261,8 @@ def _take_chunk(chunk: dict, result: CallResult, tool_calls: dict, started, on_d
     if usage:
         result.prompt_tokens = usage.get("prompt_tokens")
         result.completion_tokens = usage.get("completion_tokens")
+        details = usage.get("prompt_tokens_details") or {}
+        result.cached_tokens = details.get("cached_tokens")
     for choice in chunk.get("choices") or []:
         delta = choice.get("delta") or {}
         content = delta.get("content")

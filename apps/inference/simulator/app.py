@@ -54,6 +54,8 @@ class SimulatorConfig:
     ttft_ms: float = 0
     tokens_per_second: float = 0
     default_tokens: int = 24
+    # prompt tokens reported as served from a prompt cache (capped at the prompt)
+    cached_prompt_tokens: int = 0
     api_key: str | None = None
     retry_after_seconds: float = 1
     timeout_seconds: float = 30
@@ -327,7 +329,11 @@ class SimulatorApp:
             fragments=fragments,
             tool_call=tool_call,
             finish_reason=finish_reason,
-            usage=usage(estimate_messages_tokens(request.messages), len(fragments)),
+            usage=usage(
+                estimate_messages_tokens(request.messages),
+                len(fragments),
+                cached=config.cached_prompt_tokens,
+            ),
         )
 
     def _generation_time(self, count: int) -> float:

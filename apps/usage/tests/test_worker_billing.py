@@ -46,6 +46,35 @@ def test_a_streamed_run_is_billed_with_reported_tokens(celery_worker, simulator,
     assert (rollup.requests, rollup.cost, rollup.estimated) == (1, record.cost, 0)
 
 
+def test_cached_prompt_tokens_the_backend_reports_are_billed_at_the_cached_price(
+    celery_worker, simulator
+):
+    """OpenAI reports ``usage.prompt_tokens_details.cached_tokens``; those prompt tokens
+    cost the cached input price, the rest the input price."""
+    team, admin = team_with_admin()
+    backend = simulator_backend(team, admin, simulator)
+    price("sim-small", inp="2.5", out="10", cached="1.25")
+    simulator.config.cached_prompt_tokens = 4
+    run = wait_finished(create(team, admin, backend, parameters={"max_tokens": 5}).pk)
+    assert run.status == "succeeded"
+    attempt_row = run.attempts.get()
+    assert attempt_row.cached_tokens == 4 and attempt_row.prompt_tokens > 4
+    record = UsageRecord.objects.get(run=run)
+    assert record.cached_tokens == 4 and not record.usage_estimated
+    uncached = record.prompt_tokens - 4
+    assert (
+        record.cost
+        == (uncached * IN + 4 * Decimal("1.25") + record.completion_tokens * OUT) / 1_000_000
+    )
+    assert record.cost < expected_cost(record)
+    rollup = DailyRollup.objects.get(team=team)
+    assert (rollup.cached_tokens, rollup.cost) == (4, record.cost)
+
+    simulator.config.cached_prompt_tokens = 10_000  # more than the prompt: capped at it
+    capped = wait_finished(create(team, admin, backend, parameters={"max_tokens": 5}).pk)
+    assert capped.attempts.get().cached_tokens == capped.prompt_tokens
+
+
 def test_a_cut_stream_is_billed_for_what_was_produced_as_estimated(
     celery_worker, simulator, priced
 ):
