@@ -32,6 +32,8 @@ def usage(final: dict) -> dict:
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": reported.get("total_tokens") or prompt + completion,
+        # as OpenAI sends it: the part of the prompt served from the backend's cache
+        "prompt_tokens_details": {"cached_tokens": reported.get("cached_tokens") or 0},
     }
 
 

@@ -313,6 +313,7 @@ def write_final(run: ChatRun, outcome: Outcome) -> None:
         run.prompt_tokens = successful_or_last.prompt_tokens
         run.completion_tokens = successful_or_last.completion_tokens
         run.total_tokens = successful_or_last.total_tokens
+        run.cached_tokens = successful_or_last.cached_tokens
         run.usage_estimated = successful_or_last.usage_estimated
         run.ttft_ms = successful_or_last.ttft_ms
     run.error, run.error_code = outcome.error, outcome.error_code
@@ -344,6 +345,7 @@ def final_message(run: ChatRun) -> dict:
             "prompt_tokens": run.prompt_tokens,
             "completion_tokens": run.completion_tokens,
             "total_tokens": run.total_tokens,
+            "cached_tokens": run.cached_tokens,
             "estimated": run.usage_estimated,
         },
         "latency_ms": run.latency_ms,

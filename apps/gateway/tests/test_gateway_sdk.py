@@ -50,7 +50,7 @@ def setup(simulator):
 
 
 def test_chat_non_streamed_and_streamed_through_an_assistant(
-    asgi_live_server, celery_worker, setup
+    asgi_live_server, celery_worker, setup, simulator
 ):
     team, admin, _backend, bot = setup
     key, raw = make_key(team, admin, scopes=["chat"])
@@ -63,6 +63,7 @@ def test_chat_non_streamed_and_streamed_through_an_assistant(
     assert answer.choices[0].message.content
     assert answer.choices[0].finish_reason == "stop"
     assert answer.usage.total_tokens == answer.usage.prompt_tokens + answer.usage.completion_tokens
+    assert answer.usage.prompt_tokens_details.cached_tokens == 0
     run = ChatRun.objects.get(pk=int(answer.id.removeprefix("chatcmpl-")))
     assert run.assistant_id == bot.pk and run.api_key_id == key.pk
     assert run.end_user == "end-user-7"
@@ -70,6 +71,7 @@ def test_chat_non_streamed_and_streamed_through_an_assistant(
     assert run.parameters["temperature"] == 0.3
     assert run.output == answer.choices[0].message.content
 
+    simulator.config.cached_prompt_tokens = 3
     chunks = list(
         client.chat.completions.create(
             model="helper",
@@ -87,6 +89,7 @@ def test_chat_non_streamed_and_streamed_through_an_assistant(
     ]
     assert finish == ["stop"]
     assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens > 0
+    assert chunks[-1].usage.prompt_tokens_details.cached_tokens == 3  # the backend's cache
     assert all(c.usage is None for c in chunks[:-1])
     streamed_run = ChatRun.objects.get(pk=int(chunks[0].id.removeprefix("chatcmpl-")))
     assert text == streamed_run.output and len(chunks) > 4
