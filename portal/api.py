@@ -7,6 +7,7 @@ from ninja.security import django_auth
 from apps.assistants.api import router as assistants_router
 from apps.conversations.api import router as conversations_router
 from apps.core import api_errors
+from apps.events.api import implied_router as events_implied_router
 from apps.events.api import router as events_router
 from apps.inference.api import router as inference_router
 from apps.inference.api_stream import router as run_stream_router
@@ -15,6 +16,7 @@ from apps.keys.api_auth import ApiKeyBearer
 from apps.prompts.api import router as prompts_router
 from apps.quotas.api import router as quotas_router
 from apps.teams.api import router as teams_router
+from apps.usage.api import implied_router as usage_implied_router
 from apps.usage.api import router as usage_router
 
 api = NinjaAPI(
@@ -59,3 +61,6 @@ api.add_router("/teams", run_stream_router)
 api.add_router("/teams", quotas_router)
 api.add_router("/teams", usage_router)
 api.add_router("/teams", events_router)
+# /api/v1/usage and /api/v1/events: the team is the API key's own (or ?team=<slug>)
+api.add_router("/", usage_implied_router)
+api.add_router("/", events_implied_router)

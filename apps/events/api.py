@@ -14,7 +14,7 @@ from apps.events.catalogue import TYPES
 from apps.events.realtime import events_group
 from apps.inference.api_stream import sse
 from apps.teams.permissions import Action
-from apps.teams.selectors import team_for_request
+from apps.teams.selectors import implied_team_slug, team_for_request
 
 router = Router(tags=["events"])
 KEEPALIVE_SECONDS = 15.0
@@ -67,6 +67,10 @@ def events_list(request: HttpRequest, team_slug: str, filters: Query[EventQuery]
     """From the event log (kept ``EVENTS_RETENTION_DAYS``), each in the CloudEvents
     envelope the Kafka topic carries. Pages by cursor, so new events arriving while
     you page never shift or repeat rows."""
+    return _events_page(request, team_slug, filters)
+
+
+def _events_page(request, team_slug: str, filters: EventQuery) -> dict:
     team = team_for_request(request, team_slug, Action.VIEW)
     rows = list(
         selectors.events_for_team(
@@ -114,22 +118,25 @@ async def live_feed(team_id: int, types: set[str] | None):
         await layer.group_discard(group, channel)
 
 
+STREAM_DOC = {
+    "responses": {
+        200: {
+            "description": (
+                "`text/event-stream`: one `event: <type>` per event with the envelope "
+                "as `data` and its id as `id`. Lines starting with `:` are keep-alives."
+            ),
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    }
+}
+
+
 @router.get(
     "/{team_slug}/events/stream",
     response=with_errors({}),
     operation_id="events_stream",
     summary="Follow the team's events live as server-sent events",
-    openapi_extra={
-        "responses": {
-            200: {
-                "description": (
-                    "`text/event-stream`: one `event: <type>` per event with the envelope "
-                    "as `data` and its id as `id`. Lines starting with `:` are keep-alives."
-                ),
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
-            }
-        }
-    },
+    openapi_extra=STREAM_DOC,
 )
 def events_stream(request: HttpRequest, team_slug: str, type: Query[list[str] | None] = None):
     """Needs membership or a key with the ``read`` scope. Events from the moment you
@@ -141,3 +148,39 @@ def events_stream(request: HttpRequest, team_slug: str, type: Query[list[str] | 
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response
+
+
+# The same answers without the team in the path: an API key's team, or ?team=<slug>.
+implied_router = Router(tags=["events"])
+TEAM_PARAM = "Team slug; an API key implies its own team."
+
+
+@implied_router.get(
+    "/events",
+    response=with_errors(EventPageOut, 400),
+    operation_id="events_of_caller",
+    summary="The caller's team's events, newest first",
+)
+def events_of_caller(
+    request: HttpRequest,
+    filters: Query[EventQuery],
+    team: str | None = Query(None, description=TEAM_PARAM),
+):
+    """`GET /teams/{slug}/events` for the key's team (or `?team=` when signed in)."""
+    return _events_page(request, implied_team_slug(request, team), filters)
+
+
+@implied_router.get(
+    "/events/stream",
+    response=with_errors({}, 400),
+    operation_id="events_stream_of_caller",
+    summary="Follow the caller's team's events live as server-sent events",
+    openapi_extra=STREAM_DOC,
+)
+def events_stream_of_caller(
+    request: HttpRequest,
+    type: Query[list[str] | None] = None,
+    team: str | None = Query(None, description=TEAM_PARAM),
+):
+    """`GET /teams/{slug}/events/stream` for the key's team (or `?team=`)."""
+    return events_stream(request, implied_team_slug(request, team), type)

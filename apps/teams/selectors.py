@@ -47,6 +47,25 @@ def invitation_in_team(team: Team, invitation_id: int) -> Invitation:
     return invitation
 
 
+def implied_team_slug(request, team: str | None) -> str:
+    """The team of a call that doesn't name one in its path (``/api/v1/usage``,
+    ``/api/v1/events``): an API key's own team, or the ``team`` a signed-in user
+    passes. A key asking for another team's slug gets the 404 any stranger gets."""
+    from apps.core.errors import NotFound, ServiceError
+    from apps.teams.permissions import api_key_of
+
+    key = api_key_of(request.user)
+    if key is not None:
+        if team and team != key.team.slug:
+            raise NotFound("No such team.", param="team")
+        return key.team.slug
+    if not team:
+        raise ServiceError(
+            "Name the team with ?team=<slug> (an API key implies its own team).", param="team"
+        )
+    return team
+
+
 def team_for_request(request, slug: str, action=None) -> Team:
     """The team an API call names, if the caller belongs to it and may do ``action``.
 

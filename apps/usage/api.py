@@ -10,7 +10,7 @@ from ninja import Query, Router, Status
 from apps.core.api_errors import BODY_ERRORS, with_errors
 from apps.core.api_pagination import Rows, paginated
 from apps.inference.selectors import backend_available_to
-from apps.teams.selectors import team_for_request
+from apps.teams.selectors import implied_team_slug, team_for_request
 from apps.usage import export, selectors, services
 from apps.usage.models import Price, UsageRecord
 from apps.usage.query import filters_for, window_for
@@ -28,6 +28,9 @@ from apps.usage.schemas import (
 )
 
 router = Router(tags=["usage"])
+# The same answers without the team in the path: an API key's team, or ?team=<slug>.
+implied_router = Router(tags=["usage"])
+TEAM_PARAM = "Team slug; an API key implies its own team."
 
 CSV_DOC = {
     "responses": {
@@ -143,6 +146,10 @@ def usage_summary(request: HttpRequest, team_slug: str, query: Query[UsageQuery]
 def usage_records_list(request: HttpRequest, team_slug: str, query: Query[UsageQuery]):
     """One row per backend attempt with its tokens, cost and flags. Rows older than the
     retention period are gone; the summary still counts them."""
+    return _records(request, team_slug, query)
+
+
+def _records(request, team_slug: str, query: UsageQuery) -> Rows:
     team, window, filters = _question(request, team_slug, query)
     total, days = selectors.records_span(team, window, filters)
     # only the days the rollups say hold rows; none: don't walk the ledger at all
@@ -215,3 +222,34 @@ def prices_create(request: HttpRequest, team_slug: str, payload: PriceIn):
     data = payload.dict(exclude={"backend"})
     price = services.price_override_create(team=team, actor=request.user, backend=backend, **data)
     return Status(201, price_out(price))
+
+
+@implied_router.get(
+    "/usage",
+    response=with_errors(UsageOut, 400),
+    operation_id="usage_summary_of_caller",
+    summary="The usage summary of the caller's team",
+)
+def usage_summary_of_caller(
+    request: HttpRequest,
+    query: Query[UsageQuery],
+    team: str | None = Query(None, description=TEAM_PARAM),
+):
+    """`GET /teams/{slug}/usage` for the key's team (or `?team=` when signed in)."""
+    return usage_summary(request, implied_team_slug(request, team), query)
+
+
+@implied_router.get(
+    "/usage/records",
+    response=with_errors(list[UsageRecordOut], 400),
+    operation_id="usage_records_of_caller",
+    summary="Billed attempts of the caller's team, newest first",
+)
+@paginated
+def usage_records_of_caller(
+    request: HttpRequest,
+    query: Query[UsageQuery],
+    team: str | None = Query(None, description=TEAM_PARAM),
+):
+    """`GET /teams/{slug}/usage/records` for the key's team (or `?team=`)."""
+    return _records(request, implied_team_slug(request, team), query)

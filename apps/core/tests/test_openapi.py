@@ -24,6 +24,7 @@ LISTS = {
     "keys_list",
     "quotas_list",
     "usage_records_list",
+    "usage_records_of_caller",
     "prices_list",
 }
 ORDERED = {

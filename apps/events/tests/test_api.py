@@ -42,6 +42,31 @@ def test_list_filters_and_pages_by_cursor(client):
     assert client.get(f"/api/v1/teams/{other.slug}/events", **auth).status_code in (403, 404)
 
 
+def test_api_events_without_a_team_in_the_path(client):
+    """``/api/v1/events``: a key's own team; a signed-in member names it with ?team=."""
+    team, admin = _team()
+    other, _other_admin = _team()
+    key_services.key_create(team=team, actor=admin, name="mine", scopes=["read"])
+    _key, raw = make_key(team, admin, scopes=["read"])
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+    implied = client.get("/api/v1/events", {"type": "key.created"}, **auth)
+    assert implied.status_code == 200
+    assert (
+        implied.json()
+        == client.get(f"/api/v1/teams/{team.slug}/events", {"type": "key.created"}, **auth).json()
+    )
+    assert all(e["teamid"] == str(team.pk) for e in implied.json()["items"])
+    assert client.get("/api/v1/events", {"team": other.slug}, **auth).status_code == 404
+    chat_only = make_key(team, admin, scopes=["chat"])[1]
+    refused = client.get("/api/v1/events/stream", HTTP_AUTHORIZATION=f"Bearer {chat_only}")
+    assert refused.status_code == 403
+
+    client.force_login(admin)
+    assert client.get("/api/v1/events").status_code == 400
+    assert client.get("/api/v1/events", {"team": team.slug}).status_code == 200
+    assert client.get("/api/v1/events", {"team": other.slug}).status_code == 404
+
+
 def test_a_key_without_read_scope_is_refused(client):
     team, admin = _team()
     _key, raw = make_key(team, admin, scopes=["chat"])

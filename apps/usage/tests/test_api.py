@@ -234,6 +234,28 @@ def test_a_read_key_of_the_team_sees_the_summary(usage):
     assert get(client, usage["team"]).json()["totals"]["requests"] == 5
 
 
+def test_api_usage_without_a_team_in_the_path(usage):
+    """``/api/v1/usage``: a key's own team; a signed-in user names it with ?team=."""
+    team = usage["team"]
+    by_key = Client(HTTP_AUTHORIZATION=f"Bearer {usage['raw']}")
+    summary = by_key.get("/api/v1/usage", {"range": "7d"})
+    assert summary.status_code == 200
+    assert summary.json() == get(by_key, team, range="7d").json()
+    records = by_key.get("/api/v1/usage/records", {"limit": 2}).json()
+    assert records["count"] == 5 and len(records["items"]) == 2
+    assert by_key.get("/api/v1/usage", {"team": team.slug}).status_code == 200
+
+    other, _other_admin = team_with_admin()
+    assert by_key.get("/api/v1/usage", {"team": other.slug}).status_code == 404
+
+    admin = signed_in(usage["admin"])
+    unnamed = admin.get("/api/v1/usage")
+    assert unnamed.status_code == 400 and unnamed.json()["error"]["param"] == "team"
+    assert admin.get("/api/v1/usage", {"team": team.slug}).json()["totals"]["requests"] == 5
+    assert admin.get("/api/v1/usage", {"team": other.slug}).status_code == 404
+    assert Client().get("/api/v1/usage", {"team": team.slug}).status_code == 401
+
+
 # --- prices ----------------------------------------------------------------------
 
 
