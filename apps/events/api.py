@@ -14,7 +14,7 @@ from apps.events.catalogue import TYPES
 from apps.events.realtime import events_group
 from apps.inference.api_stream import sse
 from apps.teams.permissions import Action
-from apps.teams.selectors import implied_team_slug, team_for_request
+from apps.teams.selectors import IMPLIED_TEAM_HELP, implied_team_slug, team_for_request
 
 router = Router(tags=["events"])
 KEEPALIVE_SECONDS = 15.0
@@ -152,7 +152,6 @@ def events_stream(request: HttpRequest, team_slug: str, type: Query[list[str] | 
 
 # The same answers without the team in the path: an API key's team, or ?team=<slug>.
 implied_router = Router(tags=["events"])
-TEAM_PARAM = "Team slug; an API key implies its own team."
 
 
 @implied_router.get(
@@ -164,7 +163,7 @@ TEAM_PARAM = "Team slug; an API key implies its own team."
 def events_of_caller(
     request: HttpRequest,
     filters: Query[EventQuery],
-    team: str | None = Query(None, description=TEAM_PARAM),
+    team: str | None = Query(None, description=IMPLIED_TEAM_HELP),
 ):
     """`GET /teams/{slug}/events` for the key's team (or `?team=` when signed in)."""
     return _events_page(request, implied_team_slug(request, team), filters)
@@ -180,7 +179,7 @@ def events_of_caller(
 def events_stream_of_caller(
     request: HttpRequest,
     type: Query[list[str] | None] = None,
-    team: str | None = Query(None, description=TEAM_PARAM),
+    team: str | None = Query(None, description=IMPLIED_TEAM_HELP),
 ):
     """`GET /teams/{slug}/events/stream` for the key's team (or `?team=`)."""
     return events_stream(request, implied_team_slug(request, team), type)

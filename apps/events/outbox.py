@@ -52,13 +52,16 @@ _COLUMNS = (
 
 
 @cache
-def _insert_sql() -> str:
+def _insert_statement() -> tuple[str, tuple[str, ...]]:
+    """The INSERT and the row attributes that fill its parameters, in order."""
     meta = OutboxEvent._meta
-    columns = ", ".join(meta.get_field(name).column for name in _COLUMNS)
+    fields = [meta.get_field(name) for name in _COLUMNS]
+    columns = ", ".join(f.column for f in fields)
     values = ", ".join("%s::jsonb" if name == "data" else "%s" for name in _COLUMNS)
     # identifiers from the model's own metadata; every value is a parameter
     table, key = meta.db_table, meta.pk.column
-    return f"INSERT INTO {table} ({columns}) VALUES ({values}) RETURNING {key}"  # noqa: S608
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({values}) RETURNING {key}"  # noqa: S608
+    return sql, tuple(f.attname for f in fields)
 
 
 def _insert(row: OutboxEvent) -> None:
@@ -68,10 +71,11 @@ def _insert(row: OutboxEvent) -> None:
     if connection.vendor != "postgresql":
         row.save(force_insert=True)
         return
-    values = [getattr(row, OutboxEvent._meta.get_field(name).attname) for name in _COLUMNS]
+    sql, attnames = _insert_statement()
+    values = [getattr(row, name) for name in attnames]
     values[-1] = json.dumps(row.data)
     with connection.cursor() as cursor:
-        cursor.execute(_insert_sql(), values)
+        cursor.execute(sql, values)
         row.sequence = cursor.fetchone()[0]
     row._state.adding = False
     row._state.db = connection.alias

@@ -12,17 +12,7 @@ from apps.quotas.models import Quota, QuotaAlert, QuotaIncrease
 class QuotaAdminForm(forms.ModelForm):
     class Meta:
         model = Quota
-        fields = [
-            "team",
-            "api_key",
-            "period",
-            "token_budget",
-            "cost_budget",
-            "requests_per_minute",
-            "tokens_per_minute",
-            "max_concurrent_runs",
-            "thresholds",
-        ]
+        fields = ["team", "api_key", *services.QUOTA_FIELDS]
 
     def clean(self):
         data = super().clean()

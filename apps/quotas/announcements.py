@@ -59,7 +59,7 @@ def limit_hit(team_id: int, scope: rules.ScopeRules, limit: dict, now_ms: int) -
         return
     data = {
         "quota_id": scope.quota_id,
-        "key_id": int(scope.name[1:]) if scope.scope == "key" else None,
+        "key_id": scope.key_id,
         "metric": limit["name"],
         "period": limit.get("period") or "",
         "limit": _number(limit["limit"]),

@@ -21,8 +21,7 @@ token or cost limit is reserved at ``QUOTA_DEFAULT_MAX_TOKENS`` and sent with th
 cap (:func:`capped_parameters`), so a long reply can't run past its reservation.
 
 A run settles at the tokens and cost the usage ledger billed for its attempts
-in the same transaction, so the two never disagree and nothing is priced twice;
-:func:`actual_cost` prices attempts independently, for checks.
+in the same transaction, so the two never disagree and nothing is priced twice.
 """
 
 import json
@@ -68,9 +67,13 @@ def _cost_of(**kwargs) -> Decimal:
     return cost
 
 
-def completion_cap(parameters: dict) -> int:
+def _callers_cap(parameters: dict) -> int | None:
     cap = parameters.get("max_completion_tokens") or parameters.get("max_tokens")
-    return int(cap) if cap else settings.QUOTA_DEFAULT_MAX_TOKENS
+    return int(cap) if cap else None
+
+
+def completion_cap(parameters: dict) -> int:
+    return _callers_cap(parameters) or settings.QUOTA_DEFAULT_MAX_TOKENS
 
 
 def prompt_estimate(messages: list[dict], parameters: dict) -> int:
@@ -228,9 +231,7 @@ def reserve_for_run(
     zone = team.zone
     windows = [periods.window(s.period, zone, now) if s.period else None for s in scopes]
     reservation_id = store.new_id()
-    uncapped = not (parameters or {}).get("max_completion_tokens") and not (parameters or {}).get(
-        "max_tokens"
-    )
+    uncapped = _callers_cap(parameters or {}) is None
     record = {
         "v": RECORD_VERSION,
         "id": reservation_id,
@@ -291,26 +292,6 @@ def released_on_error(record: dict | None):
     except BaseException:
         release(record)
         raise
-
-
-def actual_cost(run, attempts) -> Decimal:
-    """What the attempts cost at the price list, each at the time it ended."""
-    return sum(
-        (
-            _cost_of(
-                team=run.team_id,
-                backend=attempt.backend_id,
-                model=attempt.model,
-                prompt_tokens=attempt.prompt_tokens,
-                completion_tokens=attempt.completion_tokens,
-                cached_tokens=attempt.cached_tokens or 0,
-                at=attempt.finished_at,
-            )
-            for attempt in attempts
-            if attempt.total_tokens
-        ),
-        Decimal(0),
-    )
 
 
 def settle_run(run, usage_records) -> None:

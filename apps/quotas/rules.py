@@ -33,6 +33,11 @@ class ScopeRules:
     max_concurrent_runs: int | None = None
     thresholds: tuple[int, ...] = ()
 
+    @property
+    def key_id(self) -> int | None:
+        """The API key a key scope limits (its name is ``k<id>``); None for the team."""
+        return int(self.name[1:]) if self.scope == "key" else None
+
 
 def _plus(value, extra):
     return None if value is None else value + extra

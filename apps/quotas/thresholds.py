@@ -123,7 +123,7 @@ def check(
                     threshold=threshold,
                     consumed=consumed,
                     limit=Decimal(limit),
-                    key_id=int(scope.name[1:]) if scope.scope == "key" else None,
+                    key_id=scope.key_id,
                 )
             except Exception:
                 _forget_gate(scope.name, window.id, metric, threshold)  # try again next time

@@ -47,6 +47,9 @@ def invitation_in_team(team: Team, invitation_id: int) -> Invitation:
     return invitation
 
 
+IMPLIED_TEAM_HELP = "Team slug; an API key implies its own team."
+
+
 def implied_team_slug(request, team: str | None) -> str:
     """The team of a call that doesn't name one in its path (``/api/v1/usage``,
     ``/api/v1/events``): an API key's own team, or the ``team`` a signed-in user

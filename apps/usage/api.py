@@ -10,7 +10,7 @@ from ninja import Query, Router, Status
 from apps.core.api_errors import BODY_ERRORS, with_errors
 from apps.core.api_pagination import Rows, paginated
 from apps.inference.selectors import backend_available_to
-from apps.teams.selectors import implied_team_slug, team_for_request
+from apps.teams.selectors import IMPLIED_TEAM_HELP, implied_team_slug, team_for_request
 from apps.usage import export, selectors, services
 from apps.usage.models import Price, UsageRecord
 from apps.usage.query import filters_for, window_for
@@ -30,7 +30,6 @@ from apps.usage.schemas import (
 router = Router(tags=["usage"])
 # The same answers without the team in the path: an API key's team, or ?team=<slug>.
 implied_router = Router(tags=["usage"])
-TEAM_PARAM = "Team slug; an API key implies its own team."
 
 CSV_DOC = {
     "responses": {
@@ -233,7 +232,7 @@ def prices_create(request: HttpRequest, team_slug: str, payload: PriceIn):
 def usage_summary_of_caller(
     request: HttpRequest,
     query: Query[UsageQuery],
-    team: str | None = Query(None, description=TEAM_PARAM),
+    team: str | None = Query(None, description=IMPLIED_TEAM_HELP),
 ):
     """`GET /teams/{slug}/usage` for the key's team (or `?team=` when signed in)."""
     return usage_summary(request, implied_team_slug(request, team), query)
@@ -249,7 +248,7 @@ def usage_summary_of_caller(
 def usage_records_of_caller(
     request: HttpRequest,
     query: Query[UsageQuery],
-    team: str | None = Query(None, description=TEAM_PARAM),
+    team: str | None = Query(None, description=IMPLIED_TEAM_HELP),
 ):
     """`GET /teams/{slug}/usage/records` for the key's team (or `?team=`)."""
     return _records(request, implied_team_slug(request, team), query)

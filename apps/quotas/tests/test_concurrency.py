@@ -117,10 +117,27 @@ def assert_settled(scope: str, team) -> None:
 
 
 def spent(team) -> tuple[int, Decimal]:
-    """Recorded spend: every attempt's tokens, priced like settlement prices them."""
+    """Recorded spend: every attempt's tokens, priced from the price list at the time it
+    ended, independently of the ledger that settlement reads."""
+    from apps.usage.pricing import cost_of
+
     attempts = list(RunAttempt.objects.filter(run__team=team))
-    runs = {run.pk: run for run in ChatRun.objects.filter(team=team)}
-    cost = sum((enforcement.actual_cost(runs[a.run_id], [a]) for a in attempts), Decimal(0))
+    cost = sum(
+        (
+            cost_of(
+                team=team.pk,
+                backend=a.backend_id,
+                model=a.model,
+                prompt_tokens=a.prompt_tokens,
+                completion_tokens=a.completion_tokens,
+                cached_tokens=a.cached_tokens or 0,
+                at=a.finished_at,
+            )[0]
+            for a in attempts
+            if a.total_tokens
+        ),
+        Decimal(0),
+    )
     return sum(a.total_tokens for a in attempts), cost
 
 

@@ -1,12 +1,11 @@
 """``manage.py bridge_events``: run a consumer of the registry (the events bridge) until SIGTERM."""
 
 import logging
-import signal
-import threading
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from apps.core.signals_stop import stop_on_signals
 from apps.events.bridge import ConsumerRunner
 from apps.events.consumers_registry import CONSUMERS
 
@@ -20,14 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--consumer", default="events-bridge", choices=sorted(CONSUMERS))
 
     def handle(self, *args, **options):
-        stop = threading.Event()
-
-        def on_signal(signum, _frame):
-            logger.info("bridge stopping", extra={"signal": signum})
-            stop.set()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        stop = stop_on_signals(logger, "bridge")
         if not settings.KAFKA_BOOTSTRAP_SERVERS:
             # The embedded default hands events to the channel layer on commit.
             logger.warning("KAFKA_BOOTSTRAP_SERVERS is not set: nothing to bridge")

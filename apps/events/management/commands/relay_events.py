@@ -1,11 +1,10 @@
 """``manage.py relay_events``: publish the outbox to Kafka until SIGTERM."""
 
 import logging
-import signal
-import threading
 
 from django.core.management.base import BaseCommand
 
+from apps.core.signals_stop import stop_on_signals
 from apps.events.relay import Relay
 
 logger = logging.getLogger("apps.events.relay")
@@ -15,14 +14,7 @@ class Command(BaseCommand):
     help = "Publish outbox events to the Kafka topic, in order, until stopped."
 
     def handle(self, *args, **options):
-        stop = threading.Event()
-
-        def on_signal(signum, _frame):
-            logger.info("relay stopping", extra={"signal": signum})
-            stop.set()
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        stop = stop_on_signals(logger, "relay")
         relay = Relay(stop=stop)
         relay.run()
         logger.info("relay stopped", extra={"published": relay.published})
