@@ -1,16 +1,20 @@
 """Assistant pages: list and create, settings, duplicate, archive, the playground."""
 
 from django.contrib import messages
+from django.db.models import prefetch_related_objects
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.assistants import resolution, services
 from apps.assistants.forms import AssistantForm
+from apps.assistants.models import InstructionsSource
 from apps.assistants.selectors import assistant_for_team, assistants_for_team
 from apps.conversations import selectors as conversation_selectors
 from apps.core.errors import ServiceError
+from apps.inference.executor import billed_cost
 from apps.inference.selectors import backends_for_team
+from apps.prompts.rendering import extract_variables
 from apps.prompts.selectors import prompts_for_team
 from apps.teams.decorators import team_view
 from apps.teams.permissions import Action, can
@@ -149,6 +153,26 @@ def assistant_remove(request, team, slug: str):
     return redirect("assistants:list", team_slug=team.slug)
 
 
+def _history(conversation) -> list:
+    """The conversation's messages, each answer with what the ledger billed for its run."""
+    history = list(conversation_selectors.messages_of(conversation))
+    runs = [message.run for message in history if message.run is not None]
+    prefetch_related_objects(runs, "usage_records")
+    for run in runs:
+        run.cost = billed_cost(list(run.usage_records.all())) if run.is_finished else None
+    return history
+
+
+def _variables(assistant, current) -> list[str]:
+    """The variables the next message needs boxes for: the prompt version's, or the
+    placeholders of inline instructions (which are rendered the same way)."""
+    if current is not None:
+        return current.variables
+    if assistant.instructions_source == InstructionsSource.INLINE:
+        return extract_variables(assistant.instructions, [])
+    return []
+
+
 @team_view(Action.USE)
 def playground(request, team, slug: str):
     assistant = assistant_for_team(team, slug)
@@ -165,13 +189,18 @@ def playground(request, team, slug: str):
             )
         except (ValueError, Http404):
             raise Http404("No such conversation.") from None
+    variables = _variables(assistant, current)
+    versions = list(assistant.prompt.versions.order_by("-number")) if assistant.prompt else []
+    # boxes for what only other versions use, so comparing them can fill it in
+    others = sorted({name for version in versions for name in version.variables} - {*variables})
     context = {
         "assistant": assistant,
         "current_version": current,
-        "variables": current.variables if current else [],
-        "versions": assistant.prompt.versions.order_by("-number") if assistant.prompt else [],
+        "variables": variables,
+        "versions": versions,
+        "compare_variables": others,
         "conversation": conversation,
-        "history": conversation_selectors.messages_of(conversation) if conversation else [],
+        "history": _history(conversation) if conversation else [],
         "recent": conversation_selectors.conversations_for(team, request.user, assistant=assistant)[
             :10
         ],

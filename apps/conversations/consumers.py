@@ -13,6 +13,7 @@ import json
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import Http404
 
 from apps.assistants.models import Assistant
@@ -36,6 +37,28 @@ def _assistant_for(user, assistant_id: int) -> Assistant | None:
     return assistant
 
 
+def _filled(variables):
+    """The variables whose boxes were filled in. An empty box is a variable not given,
+    so the prompt renderer refuses it ("Missing variable: x") exactly as the API refuses
+    one left out, instead of the model getting an empty value."""
+    if not isinstance(variables, dict):
+        return variables  # the service says what is wrong with it
+    return {
+        name: value
+        for name, value in variables.items()
+        if not (isinstance(value, str) and not value.strip())
+    }
+
+
+@database_sync_to_async
+def _finished_run(run_id: int) -> dict | None:
+    """The final message of a run that ended, with what the ledger billed for it."""
+    run = ChatRun.objects.select_related("prompt_version").get(pk=run_id)
+    if not run.is_finished:
+        return None
+    return final_message(run, list(run.usage_records.all()))
+
+
 class PlaygroundConsumer(AsyncWebsocketConsumer):
     assistant: Assistant | None = None
 
@@ -57,8 +80,13 @@ class PlaygroundConsumer(AsyncWebsocketConsumer):
     async def send_json(self, payload: dict) -> None:
         await self.send(text_data=json.dumps(payload))
 
-    async def error(self, message: str, param: str | None = None) -> None:
-        await self.send_json({"type": "error", "message": message, "param": param})
+    async def error(
+        self, message: str, param: str | None = None, *, action=None, code: str | None = None
+    ) -> None:
+        """``action`` names the command refused, so the page shows the message beside it."""
+        await self.send_json(
+            {"type": "error", "message": message, "param": param, "action": action, "code": code}
+        )
 
     async def receive(self, text_data=None, bytes_data=None):
         raw = text_data if text_data is not None else (bytes_data or b"").decode(errors="replace")
@@ -79,12 +107,13 @@ class PlaygroundConsumer(AsyncWebsocketConsumer):
         if handler is None:
             await self.error("Unknown action; use send, compare or stop.", "action")
             return
+        action = command["action"]
         try:
             await handler(command)
         except ServiceError as problem:
-            await self.error(problem.message, problem.param)
+            await self.error(problem.message, problem.param, action=action, code=problem.code)
         except (PermissionDenied, Http404) as problem:
-            await self.error(str(problem) or "Not allowed.")
+            await self.error(str(problem) or "Not allowed.", action=action)
 
     async def join(self, run_id: int) -> None:
         """Join before telling the client about the run: group messages wait until this
@@ -99,11 +128,9 @@ class PlaygroundConsumer(AsyncWebsocketConsumer):
             await self.send_json(
                 {"type": "run.delta", "run_id": run_id, "delta": partial, "offset": 0}
             )
-        run = await database_sync_to_async(ChatRun.objects.select_related("prompt_version").get)(
-            pk=run_id
-        )
-        if run.is_finished:  # done before we joined: its final message went to nobody
-            await self.send_json(final_message(run))
+        final = await _finished_run(run_id)
+        if final is not None:  # done before we joined: its final message went to nobody
+            await self.send_json(final)
 
     async def do_send(self, command: dict) -> None:
         turn = await database_sync_to_async(self._send)(command)
@@ -122,7 +149,9 @@ class PlaygroundConsumer(AsyncWebsocketConsumer):
         )
         await self.catch_up(turn.run.pk)
 
+    @transaction.atomic
     def _send(self, command: dict):
+        """One transaction: a first message that is refused leaves no empty conversation."""
         conversation_id = command.get("conversation")
         if conversation_id is None:
             conversation = services.conversation_start(assistant=self.assistant, actor=self.user)
@@ -143,7 +172,7 @@ class PlaygroundConsumer(AsyncWebsocketConsumer):
             conversation=conversation,
             actor=self.user,
             content=command.get("content"),
-            variables=command.get("variables"),
+            variables=_filled(command.get("variables")),
             draft=draft,
         )
         turn.run = ChatRun.objects.select_related("prompt_version").get(pk=turn.run.pk)
@@ -155,7 +184,7 @@ class PlaygroundConsumer(AsyncWebsocketConsumer):
             actor=self.user,
             content=command.get("content"),
             versions=command.get("versions"),
-            variables=command.get("variables"),
+            variables=_filled(command.get("variables")),
         )
         for turn in turns:
             await self.join(turn.run.pk)

@@ -25,10 +25,12 @@ def _visible_run(user, run_id: int) -> ChatRun | None:
 
 
 @database_sync_to_async
-def _snapshot(run: ChatRun) -> tuple[ChatRun, str]:
+def _snapshot(run: ChatRun) -> tuple[ChatRun, str, dict | None]:
+    """The run's text so far, and its final message (with what the ledger billed) if it ended."""
     partial = partial_output(run.pk)
     run.refresh_from_db()
-    return run, partial
+    final = final_message(run, list(run.usage_records.all())) if run.is_finished else None
+    return run, partial, final
 
 
 class RunStreamConsumer(AsyncWebsocketConsumer):
@@ -45,13 +47,13 @@ class RunStreamConsumer(AsyncWebsocketConsumer):
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         # Joined first, snapshot second: nothing streamed in between is missed.
-        run, partial = await _snapshot(run)
+        run, partial, final = await _snapshot(run)
         output = run.output if run.is_finished else partial
         await self.send(
             text_data=json.dumps({"type": "run.state", "status": run.status, "output": output})
         )
-        if run.is_finished:
-            await self.send(text_data=json.dumps(final_message(run)))
+        if final is not None:
+            await self.send(text_data=json.dumps(final))
 
     async def disconnect(self, code):
         if self.group:

@@ -20,6 +20,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.cache import cache
@@ -329,11 +330,24 @@ def write_final(run: ChatRun, outcome: Outcome) -> None:
     records = usage_ledger.record(run, outcome.attempts)
     quotas.settle_run(run, records)
     run_events.finished(run, records)
-    final = final_message(run)
+    final = final_message(run, records)
     transaction.on_commit(lambda: relay.group_send(relay.run_group(run.pk), final))
 
 
-def final_message(run: ChatRun) -> dict:
+def billed_cost(usage_records) -> dict:
+    """What the ledger billed for a run's attempts, written the way the usage page writes
+    cost (an exact decimal, no trailing zeros), and whether every attempt had a price:
+    an unpriced model is recorded at 0, which is not the same as free."""
+    amount = sum((record.cost for record in usage_records), Decimal(0))
+    return {
+        "amount": format(amount.normalize(), "f"),
+        "priced": not any(record.unpriced for record in usage_records),
+    }
+
+
+def final_message(run: ChatRun, usage_records=None) -> dict:
+    """``usage_records``: the ledger rows of the run's attempts (the worker passes the ones
+    it just wrote, so the cost costs no query); without them ``cost`` is None."""
     return {
         "type": "run.done",
         "run_id": run.pk,
@@ -354,6 +368,7 @@ def final_message(run: ChatRun) -> dict:
         "prompt_version": run.prompt_version.number if run.prompt_version_id else None,
         "error": run.error,
         "error_code": run.error_code,
+        "cost": None if usage_records is None else billed_cost(usage_records),
     }
 
 

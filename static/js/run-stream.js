@@ -9,6 +9,20 @@
   let finished = ["succeeded", "failed", "cancelled"].includes($("run-status").textContent.trim());
   if (finished) return;
 
+  // Cost as the usage page writes it; an unpriced model is recorded at $0, which is not free.
+  function showCost(cost) {
+    const box = $("run-cost");
+    box.removeAttribute("title");
+    if (!cost) {
+      box.textContent = "—";
+    } else if (cost.priced) {
+      box.textContent = `$${cost.amount}`;
+    } else {
+      box.textContent = cost.amount === "0" ? "unpriced" : `$${cost.amount} + unpriced`;
+      box.title = "No price is set for this model: the usage page records it at $0, which is not free.";
+    }
+  }
+
   function render(message) {
     if (message.type === "run.state") {
       $("run-status").textContent = message.status;
@@ -30,6 +44,7 @@
       $("run-model").textContent = message.model || "";
       $("run-tokens").textContent = u.total_tokens == null ? "—"
         : `${u.prompt_tokens} in + ${u.completion_tokens} out${u.estimated ? " (estimated)" : ""}`;
+      showCost(message.cost);
       $("run-latency").textContent = message.latency_ms == null ? "—" : `${message.latency_ms} ms`;
       $("run-ttft").textContent = message.ttft_ms == null ? "—" : `${message.ttft_ms} ms`;
       $("run-error").textContent = message.error || "";
