@@ -42,18 +42,47 @@ def _unique_slug(name: str) -> str:
     return slug
 
 
+def _exact_slug(slug: str) -> str:
+    slug = slug.strip()
+    if not slug or len(slug) > 60 or slugify(slug) != slug:
+        raise ServiceError(
+            "A team slug is 1 to 60 lowercase letters, digits, hyphens or underscores.",
+            param="slug",
+        )
+    if slug in RESERVED_SLUGS:
+        raise ServiceError(f"The slug {slug!r} is reserved.", param="slug")
+    if Team.objects.filter(slug=slug).exists():
+        raise _slug_taken(slug)
+    return slug
+
+
+def _slug_taken(slug: str) -> Conflict:
+    return Conflict(f"There is already a team with the slug {slug!r}.", param="slug")
+
+
 @transaction.atomic
-def team_create(*, name: str, created_by) -> Team:
+def team_create(*, name: str, created_by, slug: str = "") -> Team:
+    """``slug`` asks for exactly that slug (a Conflict when taken, for scripts that
+    refer to the team by it); without one a free slug is made from the name."""
     name = name.strip()
     if not name:
         raise ServiceError("A team needs a name.", param="name")
     if len(name) > 100:
         raise ServiceError("Team names are at most 100 characters.", param="name")
-    try:
-        with transaction.atomic():
-            team = Team.objects.create(name=name, slug=_unique_slug(name))
-    except IntegrityError:  # a concurrent create took the slug between check and insert
-        team = Team.objects.create(name=name, slug=_unique_slug(f"{name}-{timezone.now():%H%M%S}"))
+    if slug:
+        slug = _exact_slug(slug)
+        try:
+            with transaction.atomic():
+                team = Team.objects.create(name=name, slug=slug)
+        except IntegrityError:  # a concurrent create took it between check and insert
+            raise _slug_taken(slug) from None
+    else:
+        try:
+            with transaction.atomic():
+                team = Team.objects.create(name=name, slug=_unique_slug(name))
+        except IntegrityError:  # a concurrent create took the slug between check and insert
+            stamped = f"{name}-{timezone.now():%H%M%S}"
+            team = Team.objects.create(name=name, slug=_unique_slug(stamped))
     Membership.objects.create(team=team, user=created_by, role=Role.OWNER)
     forget_cached_roles(created_by)
     _member_event(team, "member.joined", created_by, Role.OWNER, actor=created_by)
