@@ -10,6 +10,7 @@ admin.site.site_title = "AI portal admin"
 urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
+    path("favicon.ico", core_views.favicon, name="favicon"),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
     path("v1/", include("apps.gateway.urls")),

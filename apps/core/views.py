@@ -1,7 +1,8 @@
-"""Liveness and readiness endpoints for orchestrators and load balancers."""
+"""Liveness and readiness endpoints for orchestrators and load balancers, and the favicon."""
 
-from django.http import JsonResponse
-from django.views.decorators.cache import never_cache
+from django.http import HttpResponseRedirect, JsonResponse
+from django.templatetags.static import static
+from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_GET
 
 from apps.core.health import run_checks
@@ -25,3 +26,11 @@ def readyz(request):
     if failed:
         body["failed"] = failed
     return JsonResponse(body, status=status)
+
+
+@cache_control(public=True, max_age=86400)
+@require_GET
+def favicon(request):
+    """Browsers and tools ask for ``/favicon.ico`` whatever the pages link: send them to
+    the static icon (its hashed name in production, so a new icon is picked up)."""
+    return HttpResponseRedirect(static("favicon.svg"))

@@ -4,8 +4,11 @@ A new raw key is rendered once, in the response to the POST that made it; it
 is never put in the session, a flash message or a URL.
 """
 
+import json
+import shlex
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -14,6 +17,7 @@ from django.views.decorators.http import require_POST
 
 from apps.core.errors import ServiceError
 from apps.keys import services
+from apps.keys.actor import KeyActor
 from apps.keys.forms import KeyForm, PolicyForm, RotateForm
 from apps.keys.models import ApiKey
 from apps.teams.decorators import team_view
@@ -35,6 +39,7 @@ def _list_context(request, team, *, form=None, policy_form=None) -> dict:
         "form": form or KeyForm(team=team),
         "rotate_form": RotateForm(),
         "policy": policy,
+        "base_url": gateway_base_url(request),
         "policy_form": policy_form
         or PolicyForm(initial={"max_lifetime_days": policy.max_lifetime_days if policy else None}),
     }
@@ -45,8 +50,76 @@ def key_list(request, team):
     return render(request, "keys/list.html", _list_context(request, team))
 
 
+def gateway_base_url(request) -> str:
+    """Where programs reach the OpenAI-compatible gateway: the configured site, else this host."""
+    site = (settings.SITE_URL or request.build_absolute_uri("/")).rstrip("/")
+    return f"{site}/v1"
+
+
+def _snippet_model(key: ApiKey) -> str | None:
+    """The first name this key may call, as ``/v1/models`` lists it (assistants first)."""
+    from apps.gateway.errors import GatewayError
+    from apps.gateway.services import models_for
+
+    try:
+        entries = models_for(KeyActor(key))
+    except GatewayError:  # neither the chat nor the read scope
+        return None
+    return entries[0]["id"] if entries else None
+
+
+HELLO = [{"role": "user", "content": "Hello!"}]
+
+
+def snippets(*, base_url: str, raw: str, model: str) -> dict[str, str]:
+    """Ready-to-paste calls. Values go through ``json.dumps`` (a valid Python string
+    literal too) and ``shlex.quote``, so any model name pastes as it is."""
+    python = "\n".join(
+        [
+            "from openai import OpenAI",
+            "",
+            f"client = OpenAI(base_url={json.dumps(base_url)}, api_key={json.dumps(raw)})",
+            "",
+            "stream = client.chat.completions.create(",
+            f"    model={json.dumps(model)},",
+            f"    messages={json.dumps(HELLO)},",
+            "    stream=True,",
+            ")",
+            "for chunk in stream:",
+            "    if chunk.choices and chunk.choices[0].delta.content:",
+            '        print(chunk.choices[0].delta.content, end="", flush=True)',
+            "print()",
+        ]
+    )
+    body = json.dumps({"model": model, "messages": HELLO, "stream": True})
+    curl = " ".join(
+        [
+            "curl -N",
+            shlex.quote(f"{base_url}/chat/completions"),
+            "-H",
+            shlex.quote(f"Authorization: Bearer {raw}"),
+            "-H 'Content-Type: application/json'",
+            "-d",
+            shlex.quote(body),
+        ]
+    )
+    return {"python": python, "curl": curl}
+
+
 def _show_once(request, team, key: ApiKey, raw: str, what: str):
-    response = render(request, "keys/new_key.html", {"key": key, "raw_key": raw, "what": what})
+    model = _snippet_model(key)
+    base_url = gateway_base_url(request)
+    context = {
+        "key": key,
+        "raw_key": raw,
+        "what": what,
+        "base_url": base_url,
+        "model": model,
+        "can_chat": "chat" in key.scopes,
+        "snippet": snippets(base_url=base_url, raw=raw, model=model or "ASSISTANT-OR-MODEL"),
+    }
+    response = render(request, "keys/new_key.html", context)
+    # The secret must not outlive this response: not in a cache, not in the back button.
     response["Cache-Control"] = "no-store"
     return response
 
