@@ -158,6 +158,14 @@
     socket.onclose = () => {
       root.dataset.connected = "";
       if (!document.body.contains(root)) return;  // the page was swapped away
+      // A new socket does not follow the old one's runs: don't wait on them forever.
+      if (busy() || compareRequested || comparing.size) {
+        pending = activeRun = null;
+        compareRequested = false;
+        comparing.clear();
+        $("pg-error").textContent = "The connection dropped; reload the conversation to see the answer.";
+        setButtons();
+      }
       setTimeout(() => connect(Math.min(delay * 2, 5000)), delay);
     };
   }
