@@ -111,6 +111,16 @@ try:
         else {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": env_str("SQLITE_PATH", str(BASE_DIR / "var" / "portal.sqlite3")),
+            # The embedded default runs several runs at once in threads of one process.
+            # SQLite allows one writer: WAL lets readers go on beside it, IMMEDIATE
+            # transactions take the write lock at BEGIN (a deferred one that reads and
+            # then writes fails at once with "database is locked" instead of waiting),
+            # and the timeout is how long a writer waits for its turn.
+            "OPTIONS": {
+                "timeout": env_int("SQLITE_TIMEOUT_SECONDS", 30),
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
         }
     }
 except (ValueError, dj_database_url.UnknownSchemeError) as error:

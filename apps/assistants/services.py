@@ -53,7 +53,12 @@ def _apply(assistant: Assistant, data: dict) -> None:
     if "fallbacks" in data and data["fallbacks"] is not None:
         assistant.fallbacks = validation.clean_fallbacks(data["fallbacks"])
         for i, fallback in enumerate(assistant.fallbacks):
-            backend_available_to(team, fallback["backend"], param=f"fallbacks[{i}].backend")
+            fallback_backend = backend_available_to(
+                team, fallback["backend"], param=f"fallbacks[{i}].backend"
+            )
+            validation.require_served(
+                fallback_backend, fallback["model"], param=f"fallbacks[{i}].model"
+            )
     if data.get("instructions_source") is not None:
         if data["instructions_source"] not in InstructionsSource.values:
             raise ServiceError(
@@ -101,6 +106,7 @@ def _validate(assistant: Assistant) -> None:
         raise ServiceError("Pick the prompt version to pin.", param="prompt_version")
     if assistant.prompt_version and assistant.prompt_version.prompt_id != assistant.prompt_id:
         raise ServiceError("The pinned version belongs to another prompt.", param="prompt_version")
+    validation.require_served(assistant.backend, assistant.model)
 
 
 def _event(assistant: Assistant, type_: str, actor, **extra) -> None:

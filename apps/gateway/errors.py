@@ -21,6 +21,15 @@ _TYPES = {
     413: "invalid_request_error",
     429: "requests",
 }
+# OpenAI names what ran out: "requests" or "tokens" for a rate, "insufficient_quota"
+# for a spent budget.
+_LIMIT_TYPES = {
+    "requests_per_minute": "requests",
+    "concurrent_runs": "requests",
+    "tokens_per_minute": "tokens",
+    "token_budget": "insufficient_quota",
+    "cost_budget": "insufficient_quota",
+}
 
 
 class GatewayError(Exception):
@@ -45,7 +54,8 @@ class GatewayError(Exception):
     def response_body(self) -> dict:
         body = {
             "message": self.message,
-            "type": _TYPES.get(self.status, "server_error"),
+            "type": _LIMIT_TYPES.get((self.limit or {}).get("name"))
+            or _TYPES.get(self.status, "server_error"),
             "param": self.param,
             "code": self.code,
         }

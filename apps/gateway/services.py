@@ -19,8 +19,8 @@ from apps.assistants.selectors import assistants_for_team
 from apps.gateway.errors import GatewayError
 from apps.gateway.requests import ChatRequest
 from apps.inference import services as inference
-from apps.inference.models import Backend, ChatRun
-from apps.inference.selectors import backends_for_team
+from apps.inference.models import ChatRun
+from apps.inference.selectors import backend_serving, backends_for_team
 from apps.keys import limits
 from apps.teams.permissions import Action, require, require_use_of
 
@@ -43,12 +43,6 @@ def model_not_found(model: str) -> GatewayError:
 
 def _assistant_named(team, name: str) -> Assistant | None:
     return assistants_for_team(team).filter(slug=name).first()
-
-
-def _backend_serving(team, model: str) -> Backend | None:
-    return (
-        backends_for_team(team, include_disabled=False).filter(model_ids__contains=[model]).first()
-    )
 
 
 def _assistant_run(actor, team, assistant: Assistant, chat: ChatRequest) -> ChatRun:
@@ -79,7 +73,7 @@ def chat_start(*, actor, chat: ChatRequest) -> Started:
     if assistant is not None:
         run = _assistant_run(actor, team, assistant, chat)
     else:
-        backend = _backend_serving(team, chat.model)
+        backend = backend_serving(team, chat.model)
         if backend is None:
             raise model_not_found(chat.model)
         run = inference.run_create(

@@ -7,11 +7,13 @@ created it returns at once and the stream reaches WebSockets on that loop.
 Outside a server (shell, tests) it runs right here.
 """
 
+import logging
 import os
 
 from asgiref.sync import SyncToAsync, sync_to_async
 from django.conf import settings
 
+logger = logging.getLogger(__name__)
 _background_tasks: set = set()
 
 
@@ -20,6 +22,14 @@ def _server_loop():
         return None
     loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
     return loop if loop is not None and loop.is_running() else None
+
+
+def _finished(task) -> None:
+    """Retrieve the outcome so an error is logged once, here; the task's own failure
+    handler has already failed the run."""
+    _background_tasks.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("run task failed", exc_info=task.exception())
 
 
 def enqueue_run(run_id: int) -> None:
@@ -38,6 +48,6 @@ def enqueue_run(run_id: int) -> None:
             sync_to_async(execute_run.apply, thread_sensitive=False)(args=[run_id])
         )
         _background_tasks.add(task)
-        task.add_done_callback(_background_tasks.discard)
+        task.add_done_callback(_finished)
 
     loop.call_soon_threadsafe(start)

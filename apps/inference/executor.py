@@ -378,6 +378,15 @@ def execute(run_id: int) -> str:
     if claimed is None:
         return "skipped"
     run, token = claimed
+    try:
+        return _execute_claimed(run, token)
+    except Exception:
+        logger.exception("run failed inside the portal", extra={"run_id": run.pk})
+        fail_unfinished(run.pk, token=token)
+        raise
+
+
+def _execute_claimed(run: ChatRun, token: uuid.UUID) -> str:
     _release_connection()
     watch = _Watch(run.pk, token)
     deltas = relay.DeltaRelay(run.pk)
@@ -394,3 +403,32 @@ def execute(run_id: int) -> str:
     deltas.forget()  # the stored output is the truth now
     cache.delete(cancel_key(run.pk))
     return outcome.status
+
+
+INTERNAL_ERROR = "The run stopped on an internal error of the portal; please try again."
+
+
+def fail_unfinished(run_id: int, *, token: uuid.UUID | None = None, attempts: int = 5) -> bool:
+    """Fail a run whose execution died on an error of the portal's own (the database
+    refusing a write, a bug), so no caller, page or quota waits on a run that nobody
+    will finish. With ``token`` only the claim that holds it may do so; without one,
+    only a run still queued (the task died before claiming it). Retried, because the
+    error that killed the run (SQLite busy, a dropped connection) may still be there."""
+    for attempt in range(attempts):
+        try:
+            with transaction.atomic():
+                run = ChatRun.objects.select_for_update().filter(pk=run_id).first()
+                if run is None or run.is_finished:
+                    return False
+                ours = run.claim_token == token if token else run.status == RunStatus.QUEUED
+                if not ours:
+                    return False
+                write_final(
+                    run, Outcome(RunStatus.FAILED, CallResult(), None, INTERNAL_ERROR, "internal")
+                )
+                return True
+        except Exception:
+            logger.exception("could not fail the run", extra={"run_id": run_id})
+            _release_connection()
+            time.sleep(min(2.0, 0.1 * 2**attempt))
+    return False

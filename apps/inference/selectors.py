@@ -16,6 +16,16 @@ def backends_for_team(team: Team, *, include_disabled: bool = True) -> QuerySet[
     return queryset.order_by("team_id", "name")
 
 
+def backend_serving(team: Team, model: str) -> Backend | None:
+    """The first enabled backend of the team (its own before the global ones) whose
+    model list has ``model``. Matched here, not with a JSON containment lookup, which
+    SQLite (the embedded default) doesn't have; a team has a handful of backends."""
+    for backend in backends_for_team(team, include_disabled=False):
+        if model in (backend.model_ids or ()):
+            return backend
+    return None
+
+
 def backend_for_team(team: Team, backend_id: int) -> Backend:
     backend = backends_for_team(team).filter(pk=backend_id).first()
     if backend is None:

@@ -257,12 +257,21 @@ def run_create(
     require_use_of(actor, assistant=assistant, model=None if assistant else model)
     backend = _enabled_backend(team, backend_id, "backend")
     cleaned_fallbacks = validation.clean_fallbacks(fallbacks)
-    for i, fallback in enumerate(cleaned_fallbacks):
+    fallback_backends = [
         _enabled_backend(team, fallback["backend"], f"fallbacks[{i}].backend")
+        for i, fallback in enumerate(cleaned_fallbacks)
+    ]
     model = validation.clean_model(model)
     messages = validation.clean_messages(messages)
     parameters = validation.clean_parameters(parameters)
     end_user = validation.clean_end_user(end_user)
+    validation.require_served(backend, model)
+    for i, (fallback, fallback_backend) in enumerate(
+        zip(cleaned_fallbacks, fallback_backends, strict=True)
+    ):
+        validation.require_served(
+            fallback_backend, fallback["model"] or model, param=f"fallbacks[{i}].model"
+        )
     # The worst case is reserved (or a 429 raised) before anything is written.
     reservation = quotas.reserve_for_run(
         team=team,

@@ -6,13 +6,27 @@ whose workers use a thread pool sized for many concurrent streams.
 
 import logging
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.db import OperationalError
 
 logger = logging.getLogger(__name__)
 
 
+class RunTask(Task):
+    """A run whose task gives up (retries spent, or an error before the claim) is
+    failed, not left queued for good; in the embedded default there is no sweeper
+    that would find it later."""
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
+        from apps.inference.executor import fail_unfinished
+
+        run_id = args[0] if args else kwargs.get("run_id")
+        if run_id is not None:
+            fail_unfinished(run_id)
+
+
 @shared_task(
+    base=RunTask,
     acks_late=True,
     reject_on_worker_lost=True,
     ignore_result=True,

@@ -94,6 +94,33 @@ def reply_pieces(
     return _full_reply(messages, default_tokens)[:count]
 
 
+def _text_of(content) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            part.get("text", "") for part in content if isinstance(part, dict) and part.get("text")
+        )
+    return ""
+
+
+def echo_pieces(messages: list[dict], *, max_tokens: int | None = None) -> list[str]:
+    """The local development backend's reply: the last user message said back, one
+    word a piece, so a newcomer sees the whole path work with their own words. Also
+    returns the natural length, for the finish reason."""
+    said = next(
+        (_text_of(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), ""
+    )
+    words = ["You", " said:"] + [f" {word}" for word in said.split()] if said.split() else []
+    if not words:
+        words = ["(There", " was", " nothing", " to", " echo.)"]
+    return words if max_tokens is None else words[: max(0, max_tokens)]
+
+
+def echo_length(messages: list[dict]) -> int:
+    return len(echo_pieces(messages))
+
+
 def finish_reason_for(
     pieces: list[str], max_tokens: int | None, default_tokens: int
 ) -> Literal["length", "stop"]:

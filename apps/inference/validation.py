@@ -118,6 +118,21 @@ def clean_model(model) -> str:
     return model.strip()
 
 
+def require_served(backend, model: str, *, param: str = "model") -> None:
+    """A backend whose model list is known serves only what it lists, so a typo or a
+    commercial model name on the local development backend is refused before it is
+    saved, answered or billed. An empty list (a kind that can't list its models, such
+    as Azure's deployments, or a list not fetched yet) takes any name."""
+    served = backend.model_ids or ()
+    if served and model not in served:
+        shown = ", ".join(served[:10]) + (", ..." if len(served) > 10 else "")
+        raise ServiceError(
+            f"Backend {backend.name} does not serve the model {model!r}; it serves: {shown}.",
+            param=param,
+            code="model_not_served",
+        )
+
+
 def clean_end_user(end_user) -> str:
     """The caller's own id for its end user (OpenAI's ``user`` field), kept for audit."""
     if end_user is None:

@@ -38,7 +38,7 @@ from django.utils import timezone
 
 from apps.core.errors import RateLimited
 from apps.inference import tokens as token_estimates
-from apps.quotas import announcements, periods, rules, store
+from apps.quotas import announcements, periods, reconcile, rules, store
 from apps.teams.permissions import api_key_of
 
 logger = logging.getLogger(__name__)
@@ -162,6 +162,33 @@ def _shown(name: str, value: int):
     return str(store.from_micros(value)) if name == "cost_budget" else value
 
 
+def _clock(at: datetime, zone, now_ms: int) -> str:
+    """A reset time as people read it on the team's clock: the time, the date too
+    when it isn't today there, and the zone's name."""
+    local = at.astimezone(zone)
+    today = datetime.fromtimestamp(now_ms / 1000, tz=zone).date()
+    seconds = ":%S" if local.second else ""
+    shown = local.strftime(f"%H:%M{seconds}")
+    if local.date() != today:
+        shown = f"{local.day} {local.strftime('%b %Y')} {shown}"
+    return f"{shown} {getattr(zone, 'key', None) or local.tzname()}"
+
+
+def _duration(seconds: int) -> str:
+    """20 h 46 min, 5 min 3 s, 42 s, 3 d 4 h."""
+    seconds = max(0, int(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h" if hours else f"{days} d"
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    if minutes:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    return f"{secs} s"
+
+
 def exceeded(
     refusal: store.Refusal, scope: rules.ScopeRules, window, zone, now_ms: int
 ) -> RateLimited:
@@ -188,7 +215,7 @@ def exceeded(
             f"{whose} {label} is {limit} {unit}; {current} {unit} are {in_use} and this "
             f"request needs up to {requested}."
         )
-        when = f" It resets at {resets.isoformat()} (in {retry_after} s)."
+        when = f" It resets at {_clock(resets, zone, now_ms)} (in {_duration(retry_after)})."
         if refusal.requested > refusal.limit and refusal.name != "requests_per_minute":
             message += " This request alone needs more than the whole limit: lower max_tokens."
     return RateLimited(
@@ -268,7 +295,13 @@ def reserve_for_run(
             for s, w in zip(scopes, windows, strict=True)
         ],
     }
-    refusal = store.reserve(json.dumps(spec))
+    try:
+        refusal = store.reserve(json.dumps(spec))
+    except store.Unseeded as unseeded:
+        # Set the budgets from the ledger first, so an undercount (a new quota, a new
+        # period, counters lost in a restart) never decides a refusal; then once more.
+        reconcile.seed({scopes[i].quota_id for i in unseeded.scope_indexes})
+        refusal = store.reserve(json.dumps({**spec, "seeded_ok": True}))
     if refusal is not None:
         index = refusal.scope_index
         error = exceeded(refusal, scopes[index], windows[index], zone, now_ms)
@@ -279,8 +312,12 @@ def reserve_for_run(
 
 def release(record: dict | None) -> None:
     """Give a reservation back without counting anything (its run was never written)."""
-    if record:
-        _settle(record, tokens=0, cost=0, finished_ms=_ms(timezone.now()), add=False)
+    if not record:
+        return
+    try:
+        store.release(record["id"])
+    except Exception:  # Redis away: reconciliation releases it later
+        logger.exception("quota: releasing failed", extra={"reservation": record["id"]})
 
 
 @contextmanager
@@ -338,6 +375,7 @@ def require_request(key) -> None:
     now_ms = int(time.time() * 1000)
     refusal = store.hit(scope.name, scope.requests_per_minute, now_ms)
     if refusal is not None:
-        error = exceeded(refusal, scope, None, UTC, now_ms)
+        team = getattr(key, "team", None)
+        error = exceeded(refusal, scope, None, team.zone if team else UTC, now_ms)
         announcements.limit_hit(key.team_id, scope, error.limit, now_ms)
         raise error

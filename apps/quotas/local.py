@@ -96,6 +96,16 @@ def reserve(spec_json: str):
     pre, now, rid = spec["pre"], spec["now"], spec["id"]
     tokens, cost = spec["tokens"], spec["cost"]
     with _lock:
+        if not spec.get("seeded_ok"):
+            unseeded = [
+                i
+                for i, s in enumerate(spec["s"], start=1)
+                if s.get("p")
+                and (s["tl"] >= 0 or s["cl"] >= 0)
+                and "seeded" not in memory.hash(_key(pre, s["n"], "b:" + s["p"]))
+            ]
+            if unseeded:
+                return [2, *unseeded]
         refusal = None
 
         def refuse(i, name, current, limit, requested, reset):
@@ -181,7 +191,7 @@ def settle(spec_json: str):
                 budget = memory.hash(name)
                 budget["rtokens"] = max(0, budget.get("rtokens", 0) - record["tokens"])
                 budget["rcost"] = max(0, budget.get("rcost", 0) - record["cost"])
-                if spec["add"]:
+                if spec["add"] and rid not in memory.hash(name + ":counted"):
                     budget["tokens"] = budget.get("tokens", 0) + tokens
                     budget["cost"] = budget.get("cost", 0) + cost
                     log = memory.zset(name + ":log")
@@ -232,11 +242,24 @@ def reconcile(spec_json: str):
                 _rid, t, c = member.rsplit(":", 2)
                 logged_t += int(t)
                 logged_c += int(c)
+        if spec.get("recent"):
+            log = memory.zset(name + ":log")
+            logged = {member.rsplit(":", 2)[0] for member in log}
+            counted = memory.hash(name + ":counted")
+            for item in spec["recent"]:
+                if item["id"] not in logged and item["id"] not in counted:
+                    logged_t += item["t"]
+                    logged_c += item["c"]
+                    log[f"{item['id']}:{item['t']}:{item['c']}"] = item["f"]
+                    counted[item["id"]] = 1
+            memory.expire_at(name + ":counted", spec["bx"])
+            memory.expire_at(name + ":log", spec["bx"])
         budget.update(
             tokens=spec["pg_tokens"] + logged_t,
             cost=spec["pg_cost"] + logged_c,
             rtokens=reserved_t,
             rcost=reserved_c,
+            seeded=1,
         )
         memory.expire_at(name, spec["bx"])
         return [*before, budget["tokens"], budget["cost"], reserved_t, reserved_c]
@@ -245,7 +268,7 @@ def reconcile(spec_json: str):
 def read_budget(key: str) -> list[int]:
     with _lock:
         budget = memory.get(key) or {}
-        return [budget.get(f, 0) for f in ("tokens", "cost", "rtokens", "rcost")]
+        return [budget.get(f, 0) for f in ("tokens", "cost", "rtokens", "rcost", "seeded")]
 
 
 def read_minute(pre: str, scope: str, now_ms: int) -> tuple[int, int]:

@@ -26,7 +26,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from apps.inference.models import TERMINAL_STATUSES, ChatRun
-from apps.quotas import announcements, enforcement, periods, rules, store, thresholds
+from apps.quotas import announcements, periods, rules, store, thresholds
 from apps.quotas.models import Quota
 from apps.usage.models import UsageRecord
 
@@ -66,7 +66,7 @@ def release_stale(now=None) -> int:
             store.forget_index_entry(reservation_id)
             continue
         # A finished run's usage is counted from PostgreSQL by reconcile_quota.
-        enforcement.release(json.loads(raw))
+        store.release(reservation_id)
         released += 1
     return released
 
@@ -80,8 +80,40 @@ def billed_usage(runs) -> tuple[int, Decimal]:
     return totals["tokens"] or 0, totals["cost"] or Decimal(0)
 
 
-def reconcile_quota(quota: Quota, now=None) -> dict:
-    """Correct one quota's counters for its current period; returns before/after."""
+def _recent(runs) -> list[dict]:
+    """Each run that finished since the cutoff with what the ledger billed it, named
+    as its settlement names it in the log (its reservation id) or by its own id."""
+    billed = (
+        UsageRecord.objects.filter(run__in=runs)
+        .values("run_id")
+        .annotate(tokens=Sum("total_tokens"), cost=Sum("cost"))
+    )
+    totals = {row["run_id"]: row for row in billed}
+    recent = []
+    for run_id, finished_at, reservation in runs.values_list(
+        "pk", "finished_at", "quota_reservation"
+    ):
+        row = totals.get(run_id)
+        if row is None:
+            continue
+        reserved_as = reservation.get("id") if isinstance(reservation, dict) else None
+        recent.append(
+            {
+                "id": reserved_as or f"run-{run_id}",
+                "t": row["tokens"] or 0,
+                "c": store.to_micros(row["cost"] or Decimal(0)),
+                "f": _ms(finished_at),
+            }
+        )
+    return recent
+
+
+def reconcile_quota(quota: Quota, now=None, *, seed: bool = False) -> dict:
+    """Correct one quota's counters for its current period; returns before/after.
+
+    ``seed`` (a new quota, a period whose counters were never set, counters lost in
+    a restart): runs that finished within the grace time are counted too, not left
+    to the next pass, since none of them settled on counters that didn't exist."""
     now = now or timezone.now()
     window = periods.window(quota.period, quota.team.zone, now)
     cutoff = now - timedelta(seconds=settings.QUOTA_RECONCILE_GRACE_SECONDS)
@@ -92,6 +124,9 @@ def reconcile_quota(quota: Quota, now=None) -> dict:
         runs = runs.filter(api_key_id=quota.api_key_id)
     finished = runs.filter(status__in=TERMINAL_STATUSES, finished_at__lt=cutoff)
     pg_tokens, pg_cost = billed_usage(finished)
+    recent = (
+        _recent(runs.filter(status__in=TERMINAL_STATUSES, finished_at__gte=cutoff)) if seed else []
+    )
     unfinished = runs.exclude(status__in=TERMINAL_STATUSES).filter(quota_reservation__isnull=False)
     restore = [
         {"id": record["id"], "rec": json.dumps(record)}
@@ -113,6 +148,7 @@ def reconcile_quota(quota: Quota, now=None) -> dict:
         "dl": now_ms + settings.QUOTA_RUN_DEADLINE_SECONDS * 1000,
         "rttl": settings.QUOTA_RESERVATION_TTL_SECONDS,
         "restore": restore,
+        "recent": recent,
     }
     before, after = store.reconcile(json.dumps(spec))
     announcements.period_started(quota, scope, window, expire_at)
@@ -125,6 +161,13 @@ def reconcile_quota(quota: Quota, now=None) -> dict:
         expire_at=expire_at,
     )
     return {"scope": scope.name, "period": window.id, "before": before, "after": after}
+
+
+def seed(quota_ids) -> None:
+    """Set the counters of these quotas' current periods from the ledger (see
+    ``reconcile_quota``); a quota deleted meanwhile has nothing to seed."""
+    for quota in Quota.objects.filter(pk__in=[q for q in quota_ids if q]).select_related("team"):
+        reconcile_quota(quota, seed=True)
 
 
 def reconcile_all() -> dict:

@@ -128,7 +128,11 @@ def quota_status(quota: Quota, now=None) -> list[LimitUse]:
             running = store.running(scope.name, now_ms)
         except Exception:
             live = False
-    if not live and (scope.token_budget is not None or scope.cost_budget is not None):
+    # Counters never set from the ledger this period (nothing reserved on them yet, or
+    # lost in a restart) would undercount: the ledger says what was spent.
+    if (not live or not budget.seeded) and (
+        scope.token_budget is not None or scope.cost_budget is not None
+    ):
         budget = _budget_from_database(quota, window)
     key = quota.api_key
     rows = []

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.core.errors import Conflict, NotFound, ServiceError
-from apps.quotas import periods, rules
+from apps.quotas import periods, reconcile, rules
 from apps.quotas.models import Period, Quota, QuotaIncrease
 from apps.teams.models import Team
 from apps.teams.permissions import Action, require, user_of
@@ -141,10 +141,7 @@ def counters_refresh(quota: Quota) -> None:
     def refresh():
         rules.forget()
         try:
-            from apps.quotas import reconcile
-
-            if Quota.objects.filter(pk=quota.pk).exists():
-                reconcile.reconcile_quota(Quota.objects.select_related("team").get(pk=quota.pk))
+            reconcile.seed([quota.pk])
         except Exception:
             logger.exception("quota: refreshing counters failed", extra={"quota_id": quota.pk})
 

@@ -21,9 +21,11 @@ never counts less than was spent. Without ``REDIS_URL`` (the embedded default,
 one process) the same operations run on this process's memory (``local``).
 """
 
+import json
 import threading
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 
@@ -132,9 +134,28 @@ def hit(scope: str, limit: int, now_ms: int) -> Refusal | None:
     return Refusal(0, "requests_per_minute", int(reply[1]), limit, 1, int(reply[2]))
 
 
+class Unseeded(Exception):
+    """Budget counters of a period that were never set from the ledger."""
+
+    def __init__(self, scope_indexes: list[int]):
+        super().__init__(scope_indexes)
+        self.scope_indexes = scope_indexes  # 0-based, into the scopes of the request
+
+
 def reserve(spec_json: str) -> Refusal | None:
+    """None when reserved; the refusal; or Unseeded (nothing written)."""
     reply = _run("reserve", args=[spec_json])
-    return None if int(reply[0]) == 1 else _refusal(reply)
+    status = int(reply[0])
+    if status == 2:
+        raise Unseeded([int(_text(i)) - 1 for i in reply[1:]])
+    return None if status == 1 else _refusal(reply)
+
+
+def release(reservation_id: str) -> None:
+    """Give a reservation back without counting anything."""
+    spec = {"pre": prefix(), "id": reservation_id, "tokens": 0, "cost": 0, "add": False}
+    now = int(time.time() * 1000)
+    settle(json.dumps({**spec, "fin": now, "now": now}))
 
 
 def settle(spec_json: str) -> dict[str, tuple[int, int]] | None:
@@ -161,14 +182,17 @@ class Budget:
     cost: int = 0  # micros
     reserved_tokens: int = 0
     reserved_cost: int = 0
+    # False: never set from the ledger this period (see Unseeded); not an amount
+    seeded: bool = field(default=True, compare=False)
 
 
 def budget(scope: str, period: str) -> Budget:
     name = key(scope, f"b:{period}")
     if not shared():
-        return Budget(*local.read_budget(name))
-    values = client().hmget(name, "tokens", "cost", "rtokens", "rcost")
-    return Budget(*(int(v or 0) for v in values))
+        *values, seeded = local.read_budget(name)
+        return Budget(*values, seeded=bool(seeded))
+    *values, seeded = client().hmget(name, "tokens", "cost", "rtokens", "rcost", "seeded")
+    return Budget(*(int(v or 0) for v in values), seeded=seeded is not None)
 
 
 def minute(scope: str, now_ms: int) -> tuple[int, int]:

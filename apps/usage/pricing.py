@@ -9,10 +9,13 @@ model); within one level the latest ``effective_from`` not after ``at``.
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Case, IntegerField, Q, Value, When
+from django.db.models import Case, Exists, IntegerField, Q, Value, When
 from django.utils import timezone
 
+from apps.inference.models import Backend, BackendKind
 from apps.usage.models import Price
+
+FREE_KINDS = (BackendKind.LOCAL,)
 
 MILLION = Decimal(1_000_000)
 ZERO = Decimal(0)
@@ -26,6 +29,10 @@ def price_for(*, team, backend, model: str, at: datetime | None = None) -> Price
     levels = Q(team__isnull=True, backend__isnull=True)
     rank = [When(team__isnull=True, backend__isnull=True, then=Value(2))]
     if backend_id is not None:
+        # A model's global price is what a provider charges for it; the local
+        # development backend only borrows the name, so only a price set for that
+        # backend itself applies (checked in the same query, no extra round trip).
+        levels &= ~Exists(Backend.objects.filter(pk=backend_id, kind__in=FREE_KINDS))
         levels |= Q(team__isnull=True, backend_id=backend_id)
         rank.insert(0, When(team__isnull=True, backend_id=backend_id, then=Value(1)))
         if team_id is not None:

@@ -2,7 +2,7 @@ import pytest
 from django.utils import timezone
 
 from apps.assistants.models import Assistant
-from apps.inference.tests.factories import local_backend, team_with_admin
+from apps.inference.tests.factories import compatible_backend, local_backend, team_with_admin
 from apps.prompts import services as prompts
 from apps.teams.models import Role
 from apps.teams.tests.factories import member_of
@@ -61,7 +61,7 @@ def test_label_and_pin_through_the_api(client, team_setup):
         {
             "name": "A",
             "backend": backend.pk,
-            "model": "m",
+            "model": "local-echo",
             "instructions_source": "label",
             "prompt": "base",
             "prompt_label": "production",
@@ -74,7 +74,7 @@ def test_label_and_pin_through_the_api(client, team_setup):
         {
             "name": "B",
             "backend": backend.pk,
-            "model": "m",
+            "model": "local-echo",
             "instructions_source": "pinned",
             "prompt": "base",
             "prompt_version": 9,
@@ -88,15 +88,15 @@ def test_label_and_pin_through_the_api(client, team_setup):
 @pytest.mark.parametrize(
     ("body", "status", "param"),
     [
-        ({"name": "X", "backend": 99999, "model": "m"}, 404, "backend"),
-        ({"name": "X", "backend": "one", "model": "m"}, 422, "backend"),
-        ({"name": "X", "model": "m"}, 422, "backend"),
+        ({"name": "X", "backend": 99999, "model": "local-echo"}, 404, "backend"),
+        ({"name": "X", "backend": "one", "model": "local-echo"}, 422, "backend"),
+        ({"name": "X", "model": "local-echo"}, 422, "backend"),
         (
-            {"name": "X", "backend": "BACKEND", "model": "m", "instructions": "{{oops"},
+            {"name": "X", "backend": "BACKEND", "model": "local-echo", "instructions": "{{oops"},
             400,
             "instructions",
         ),
-        ({"name": "X", "backend": "BACKEND", "model": "m", "top_p": 3}, 400, "top_p"),
+        ({"name": "X", "backend": "BACKEND", "model": "local-echo", "top_p": 3}, 400, "top_p"),
     ],
 )
 def test_bad_input(client, team_setup, body, status, param):
@@ -114,7 +114,7 @@ def test_isolation_and_roles(client, team_setup):
     post(
         client,
         f"/api/v1/teams/{team.slug}/assistants",
-        {"name": "Mine", "backend": backend.pk, "model": "m"},
+        {"name": "Mine", "backend": backend.pk, "model": "local-echo"},
     )
     other_team, other_admin = team_with_admin()
     client.force_login(other_admin)
@@ -134,12 +134,13 @@ def test_isolation_and_roles(client, team_setup):
 def test_list_filters_and_orders(client, team_setup):
     team, _admin, backend = team_setup
     base = f"/api/v1/teams/{team.slug}/assistants"
-    for name, model, description in [
-        ("Bravo", "local-echo", "Answers billing questions"),
-        ("Alpha", "other-model", "Writes release notes"),
-        ("Charlie", "local-echo", "Old helper"),
+    other = compatible_backend(team, _admin, models=["other-model"])
+    for name, on, model, description in [
+        ("Bravo", backend, "local-echo", "Answers billing questions"),
+        ("Alpha", other, "other-model", "Writes release notes"),
+        ("Charlie", backend, "local-echo", "Old helper"),
     ]:
-        body = {"name": name, "backend": backend.pk, "model": model, "description": description}
+        body = {"name": name, "backend": on.pk, "model": model, "description": description}
         assert post(client, base, body).status_code == 201
     Assistant.objects.filter(slug="charlie").update(archived_at=timezone.now())
 
@@ -167,3 +168,55 @@ def test_list_filters_and_orders(client, team_setup):
         assert response.status_code == 422, bad
         assert response.json()["error"]["param"] == "order"
         assert "'-updated_at'" in response.json()["error"]["message"]
+
+
+def test_a_model_the_backend_does_not_serve_is_refused(client, team_setup):
+    """The local development backend serves local-echo only: a commercial model name
+    is refused with the list, not saved and later answered and billed."""
+    team, _admin, backend = team_setup
+    base = f"/api/v1/teams/{team.slug}/assistants"
+    refused = post(client, base, {"name": "X", "backend": backend.pk, "model": "gpt-4o"})
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert (error["param"], error["code"]) == ("model", "model_not_served")
+    assert "local-echo" in error["message"]
+    fallback = post(
+        client,
+        base,
+        {
+            "name": "X",
+            "backend": backend.pk,
+            "model": "local-echo",
+            "fallbacks": [{"backend": backend.pk, "model": "gpt-4o"}],
+        },
+    )
+    assert fallback.status_code == 400
+    assert fallback.json()["error"]["param"] == "fallbacks[0].model"
+    assert not Assistant.objects.exists()
+    created = post(client, base, {"name": "Y", "backend": backend.pk, "model": "local-echo"})
+    assert created.status_code == 201
+    changed = client.patch(
+        f"{base}/{created.json()['slug']}", {"model": "gpt-4o"}, content_type="application/json"
+    )
+    assert changed.status_code == 400 and Assistant.objects.get().model == "local-echo"
+
+
+def test_a_backend_that_lists_no_models_takes_any_name(client, team_setup):
+    """Azure serves deployments by name and lists none: there is nothing to check."""
+    from apps.inference.models import BackendKind
+    from apps.inference.services import backend_create
+
+    team, admin, _backend = team_setup
+    azure = backend_create(
+        team=team,
+        actor=admin,
+        kind=BackendKind.AZURE_OPENAI,
+        name="Azure",
+        api_key="az-secret",
+        azure_endpoint="https://example.openai.azure.com",
+        azure_deployment="prod",
+        api_version="2024-10-21",
+    )
+    assert azure.model_ids == []
+    body = {"name": "Z", "backend": azure.pk, "model": "my-deployment"}
+    assert post(client, f"/api/v1/teams/{team.slug}/assistants", body).status_code == 201

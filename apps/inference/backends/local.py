@@ -1,8 +1,10 @@
 """The built-in development backend: offline, no credentials, deterministic.
 
-It is not a model. It makes text from the input (the same generator the
-simulator uses), streams it at ``LOCAL_BACKEND_TOKENS_PER_SECOND`` and reports
-usage, so the embedded default exercises the same run path as a real backend.
+It is not a model. Its one model, ``local-echo``, says the last user message
+back ("You said: ..."), a word a token, streamed at
+``LOCAL_BACKEND_TOKENS_PER_SECOND`` with usage reported, so the embedded default
+exercises the same run path as a real backend and a newcomer sees their own words
+come back. Its runs are never priced as a commercial model (``usage.pricing``).
 """
 
 import time
@@ -36,7 +38,7 @@ class LocalChatClient:
         should_stop: ShouldStop,
     ) -> CallResult:
         max_tokens = params.get("max_completion_tokens") or params.get("max_tokens")
-        pieces = textgen.reply_pieces(messages, max_tokens=max_tokens)
+        pieces = textgen.echo_pieces(messages, max_tokens=max_tokens)
         result = CallResult(prompt_tokens=tokens.estimate_messages_tokens(messages))
         started = time.monotonic()
         delay = 1 / self.tokens_per_second if self.tokens_per_second > 0 else 0
@@ -52,5 +54,7 @@ class LocalChatClient:
             result.emitted += 1
             on_delta(piece)
         result.completion_tokens = len(pieces)
-        result.finish_reason = textgen.finish_reason_for(pieces, max_tokens, 24)
+        result.finish_reason = textgen.finish_reason_for(
+            pieces, max_tokens, textgen.echo_length(messages)
+        )
         return result

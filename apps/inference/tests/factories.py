@@ -28,3 +28,16 @@ def simulator_backend(
 
 def local_backend(team, actor, name="Local"):
     return backend_create(team=team, actor=actor, kind=BackendKind.LOCAL, name=name)
+
+
+def compatible_backend(team, actor, name="Compatible", models=("sim-small", "sim-large")):
+    """An OpenAI-compatible backend nothing listens behind, for tests that record runs
+    without calling it: unlike the local one, its models carry their global prices."""
+    return backend_create(
+        team=team,
+        actor=actor,
+        kind=BackendKind.OPENAI_COMPATIBLE,
+        name=name,
+        base_url="http://127.0.0.1:9/v1",
+        models=list(models),
+    )

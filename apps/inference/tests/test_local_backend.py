@@ -61,5 +61,5 @@ def test_eager_run_with_the_local_backend_succeeds(settings, django_capture_on_c
     finally:
         app.conf.task_always_eager = False
     assert run.status == RunStatus.SUCCEEDED, run.error
-    assert run.output == "".join(textgen.reply_pieces(HELLO))
+    assert run.output == "".join(textgen.echo_pieces(HELLO)) == "You said: Hello local"
     assert not run.usage_estimated and run.total_tokens > 0

@@ -9,7 +9,7 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from apps.inference import services, textgen
-from apps.inference.models import ChatRun, RunAttempt, RunStatus
+from apps.inference.models import Backend, ChatRun, RunAttempt, RunStatus
 from apps.inference.relay import run_group
 from apps.inference.tasks import execute_run
 from apps.inference.tests.factories import simulator_backend, team_with_admin
@@ -137,6 +137,9 @@ def test_fallbacks_exhausted_means_failed_with_the_last_error(celery_worker, sim
 def test_client_errors_are_not_retried(celery_worker, simulator):
     team, admin = team_with_admin()
     backend = simulator_backend(team, admin, simulator, max_retries=3)
+    # a list not fetched yet takes any name; the backend's own 404 is final
+    Backend.objects.filter(pk=backend.pk).update(model_ids=[])
+    backend.refresh_from_db()
     run = wait_finished(create(team, admin, backend, model="no-such-model").pk)
     assert run.status == RunStatus.FAILED
     assert run.error_code == "model_not_found"

@@ -5,6 +5,11 @@
 -- runs is counted once. ``restore`` holds reservations of runs PostgreSQL says are
 -- still unfinished: Redis gets back any it lost (never one already settled).
 -- Reserved amounts are summed again from the live reservations.
+-- ``recent`` (when seeding: a new quota, a new period, counters lost) lists the runs
+-- PostgreSQL says finished at or after ``cutoff``, each {id, t, c, f}: those the log
+-- doesn't have (they never reserved on this scope) are counted, logged, and marked
+-- ``counted`` so that their own settlement, if one comes, adds nothing. The hash is
+-- marked ``seeded``: from now on settlements keep it exact.
 -- Returns {tokens before, cost before, rtokens before, rcost before, and after ...}.
 local spec = cjson.decode(ARGV[1])
 local pre, n, p, now = spec.pre, spec.n, spec.p, spec.now
@@ -52,7 +57,27 @@ for _, member in ipairs(redis.call("ZRANGEBYSCORE", log, int(spec.cutoff), "+inf
 end
 
 local tokens, cost = spec.pg_tokens + lt, spec.pg_cost + lc
-redis.call("HSET", b, "tokens", int(tokens), "cost", int(cost), "rtokens", int(rt), "rcost", int(rc))
+if spec.recent and #spec.recent > 0 then
+  local logged = {}
+  for _, member in ipairs(redis.call("ZRANGE", log, 0, -1)) do
+    logged[string.match(member, "^(.*):%-?%d+:%-?%d+$")] = true
+  end
+  local counted = b .. ":counted"
+  for _, r in ipairs(spec.recent) do
+    if not logged[r.id] and redis.call("HEXISTS", counted, r.id) == 0 then
+      tokens = tokens + r.t
+      cost = cost + r.c
+      redis.call("ZADD", log, int(r.f), r.id .. ":" .. int(r.t) .. ":" .. int(r.c))
+      redis.call("HSET", counted, r.id, 1)
+    end
+  end
+  redis.call("EXPIREAT", counted, int(spec.bx))
+  redis.call("EXPIREAT", log, int(spec.bx))
+end
+redis.call(
+  "HSET", b, "tokens", int(tokens), "cost", int(cost), "rtokens", int(rt), "rcost", int(rc),
+  "seeded", 1
+)
 redis.call("EXPIREAT", b, int(spec.bx))
 return {
   int(num(before[1])), int(num(before[2])), int(num(before[3])), int(num(before[4])),

@@ -6,11 +6,29 @@
 -- minute, concurrent runs.
 -- All checks happen before any write, and Redis runs the script alone, so two
 -- processes can never both take the last unit of a limit.
--- Returns {1} or {0, scope index, limit name, current, limit, requested, reset ms}.
+-- Returns {1} or {0, scope index, limit name, current, limit, requested, reset ms},
+-- or {2, scope index, ...} without writing anything when a budget's counters for the
+-- period were never set from the ledger (a new period, a new quota, counters lost in
+-- a restart): the caller seeds them and asks again with spec.seeded_ok, so no
+-- refusal is decided on an undercount.
 local spec = cjson.decode(ARGV[1])
 local pre, now, id = spec.pre, spec.now, spec.id
 local tokens, cost = spec.tokens, spec.cost
 local refusal, refusal_reset = nil, nil
+
+if not spec.seeded_ok then
+  local unseeded = {2}
+  for i, s in ipairs(spec.s) do
+    if s.p ~= cjson.null and s.p ~= nil and (s.tl >= 0 or s.cl >= 0) then
+      if redis.call("HEXISTS", key(pre, s.n, "b:" .. s.p), "seeded") == 0 then
+        table.insert(unseeded, i)
+      end
+    end
+  end
+  if #unseeded > 1 then
+    return unseeded
+  end
+end
 
 local function refuse(i, name, current, limit, requested, reset)
   -- Retry-After must cover the limit that frees up last (-1: when a run ends).

@@ -2,7 +2,9 @@
 -- ARGV[1] is JSON: {pre, id, tokens, cost, fin, now, add}. With add false (a
 -- reservation whose run never existed, or one reconciliation already counted from
 -- PostgreSQL) nothing is counted. The reservation record is deleted and a tombstone
--- left, so a second settle of the same run changes nothing.
+-- left, so a second settle of the same run changes nothing. A run that a seeding
+-- reconciliation already counted from the ledger (``b:<period>:counted``) only gives
+-- its reservation back.
 -- Returns {0} when there was nothing to settle, else {1, scope, tokens, cost, ...}
 -- with each budget scope's consumption after settling.
 local spec = cjson.decode(ARGV[1])
@@ -30,7 +32,8 @@ for _, s in ipairs(rec.s) do
     if rc < 0 then
       redis.call("HSET", b, "rcost", 0)
     end
-    if spec.add then
+    -- counted: runs a seeding reconciliation already took from the ledger (and logged)
+    if spec.add and redis.call("HEXISTS", b .. ":counted", id) == 0 then
       redis.call("HINCRBY", b, "tokens", int(tokens))
       redis.call("HINCRBY", b, "cost", int(cost))
       local log = b .. ":log"

@@ -214,5 +214,5 @@ def test_the_gateway_answers_429_in_openais_shape(admin_api):
     assert response.status_code == 429
     assert int(response["Retry-After"]) >= 1
     error = response.json()["error"]
-    assert error["code"] == "insufficient_quota" and error["type"] == "requests"
+    assert error["code"] == "insufficient_quota" and error["type"] == "insufficient_quota"
     assert error["limit"]["name"] == "token_budget" and error["limit"]["scope"] == "team"

@@ -42,13 +42,13 @@ def worst(backend) -> int:
     return tokens
 
 
-def start(team, actor, backend, parameters=PARAMS, **extra):
+def start(team, actor, backend, parameters=PARAMS, messages=HELLO, **extra):
     return services.run_create(
         team=team,
         actor=actor,
         backend_id=backend.pk,
         model="local-echo",
-        messages=HELLO,
+        messages=messages,
         parameters=parameters,
         **extra,
     )
@@ -338,14 +338,20 @@ def test_cost_budgets_price_the_worst_case_at_the_dearest_target():
 def test_a_request_without_a_cap_is_sent_with_the_reserved_one(
     settings, fast_local, django_capture_on_commit_callbacks
 ):
-    """The local backend answers 24 tokens unless capped: with a default cap of 3
-    the reply stops there, so it can't pass what was reserved for it."""
+    """The local backend echoes the message, six tokens here, unless capped: with a
+    default cap of 3 the reply stops there, so it can't pass what was reserved for it."""
     settings.QUOTA_DEFAULT_MAX_TOKENS = 3
     team, admin = team_with_admin()
     backend = local_backend(team, admin)
     make_quota(team, token_budget=10_000)
     with django_capture_on_commit_callbacks(execute=True):
-        run = start(team, admin, backend, parameters={"temperature": 0.5})
+        run = start(
+            team,
+            admin,
+            backend,
+            parameters={"temperature": 0.5},
+            messages=[{"role": "user", "content": "one two three four"}],
+        )
     assert run.parameters == {"temperature": 0.5, "max_tokens": 3}
     assert run.quota_reservation["cap"] == 3
     with django_capture_on_commit_callbacks(execute=True):
@@ -382,8 +388,9 @@ def test_reconcile_keeps_what_was_billed_when_a_price_changes(
     settings.QUOTA_RECONCILE_GRACE_SECONDS = 0
     team, admin = team_with_admin()
     backend = local_backend(team, admin)
-    Price.objects.create(
+    Price.objects.create(  # set for this backend: the local one has no global price
         model="local-echo",
+        backend=backend,
         input_per_million=1000,
         output_per_million=2000,
         effective_from=timezone.now() - timedelta(days=1),
@@ -398,7 +405,9 @@ def test_reconcile_keeps_what_was_billed_when_a_price_changes(
     window = periods.window("month", team.zone)
     assert store.from_micros(store.budget(f"t{team.pk}", window.id).cost) == billed
 
-    Price.objects.create(model="local-echo", input_per_million=9000, output_per_million=9000)
+    Price.objects.create(
+        model="local-echo", backend=backend, input_per_million=9000, output_per_million=9000
+    )
     reconcile.reconcile_quota(quota)
     assert store.from_micros(store.budget(f"t{team.pk}", window.id).cost) == billed
 

@@ -32,7 +32,7 @@ def scope(name="t1", **limits):
     return spec
 
 
-def reserve(rid, scopes, tokens=100, cost=0, at=None):
+def reserve(rid, scopes, tokens=100, cost=0, at=None, seeded_ok=True):
     at = at or now_ms()
     record = {
         "id": rid,
@@ -50,6 +50,7 @@ def reserve(rid, scopes, tokens=100, cost=0, at=None):
         "dl": at + 600_000,
         "record": json.dumps(record),
         "s": scopes,
+        "seeded_ok": seeded_ok,  # the arithmetic below starts from counters at zero
     }
     return store.reserve(json.dumps(spec)), record
 
@@ -219,3 +220,66 @@ def test_without_redis_the_same_rules_hold_in_process(settings):
     assert store.hit("k9", 1, start + 59_999).reset_ms == start + 60_000
     assert store.live_reservations(now_ms() + 1)[:1] == ["r1"]
     local.memory.flush()
+
+
+def reconcile_spec(now, cutoff, pg_tokens=0, recent=()):
+    return {
+        "pre": store.prefix(),
+        "n": "t1",
+        "p": PERIOD,
+        "bx": int(time.time()) + 3600,
+        "pg_tokens": pg_tokens,
+        "pg_cost": 0,
+        "cutoff": cutoff,
+        "now": now,
+        "dl": now + 600_000,
+        "rttl": 600,
+        "restore": [],
+        "recent": list(recent),
+    }
+
+
+def check_seeding():
+    """Unseeded budget counters refuse nothing and write nothing until they are set
+    from the ledger; a run the seed counted from PostgreSQL adds nothing when it
+    settles, one that settles before the seed is counted once from the log."""
+    with pytest.raises(store.Unseeded) as unseeded:
+        reserve("a", [scope(rl=5), scope("k2", tl=1000)], seeded_ok=False)
+    assert unseeded.value.scope_indexes == [1]
+    assert store.budget("k2", PERIOD) == store.Budget() and not store.budget("k2", PERIOD).seeded
+    assert store.minute("t1", now_ms()) == (0, 0)  # the rate limit wasn't counted either
+    assert reserve("b", [scope(rl=5)], seeded_ok=False)[0] is None  # no budget: no seed
+
+    now = now_ms()
+    cutoff = now - 60_000
+    assert reserve("settled", [scope(tl=1000)])[0] is None  # settles into the log
+    settle("settled", tokens=7, fin=cutoff + 10)
+    assert reserve("pending", [scope(tl=1000)])[0] is None  # committed, not settled yet
+    recent = [
+        {"id": "settled", "t": 7, "c": 0, "f": cutoff + 10},
+        {"id": "pending", "t": 11, "c": 0, "f": cutoff + 20},
+        {"id": "run-9", "t": 13, "c": 0, "f": cutoff + 30},  # never reserved here
+    ]
+    _before, after = store.reconcile(json.dumps(reconcile_spec(now, cutoff, 100, recent)))
+    assert after[0] == 100 + 7 + 11 + 13 and store.budget("t1", PERIOD).seeded
+    settle("pending", tokens=11, fin=cutoff + 20)  # the seed counted it already
+    assert store.budget("t1", PERIOD).tokens == 131
+    # a later pass (no seed) still counts each once: PostgreSQL before, the log after
+    _before, after = store.reconcile(json.dumps(reconcile_spec(now, cutoff, 100)))
+    assert after[0] == 131
+    assert reserve("c", [scope(tl=1000)], seeded_ok=False)[0] is None
+
+
+def test_counters_are_seeded_from_the_ledger_before_they_decide():
+    check_seeding()
+
+
+def test_seeding_holds_in_process_without_redis(settings):
+    from apps.quotas import local
+
+    settings.REDIS_URL = ""
+    local.memory.flush()
+    try:
+        check_seeding()
+    finally:
+        local.memory.flush()

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.assistants.tests.factories import AssistantFactory
-from apps.inference.tests.factories import local_backend, team_with_admin
+from apps.inference.tests.factories import compatible_backend, team_with_admin
 from apps.keys.tests.factories import make_key
 from apps.teams.models import Role
 from apps.teams.tests.factories import member_of
@@ -35,7 +35,7 @@ def signed_in(user) -> Client:
 def usage():
     """A team with a week of varied usage: two models (one unpriced), an assistant, a key."""
     team, admin = team_with_admin()
-    backend = local_backend(team, admin)
+    backend = compatible_backend(team, admin)
     bot = AssistantFactory(team=team, backend=backend, model="sim-small")
     key, raw = make_key(team, admin, scopes=["read", "chat"])
     price("sim-small", inp="1.5", out="2")
@@ -355,7 +355,7 @@ def test_a_big_export_streams_over_asgi(asgi_live_server, monkeypatch):
 
     monkeypatch.setattr(export, "sync_to_async", counting)
     team, admin = team_with_admin()
-    backend = local_backend(team, admin)
+    backend = compatible_backend(team, admin)
     _key, raw = make_key(team, admin, scopes=["read"])
     now = timezone.now()
     finish_run(

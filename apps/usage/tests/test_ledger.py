@@ -9,7 +9,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from apps.inference.models import RunAttempt, RunStatus
-from apps.inference.tests.factories import local_backend, team_with_admin
+from apps.inference.tests.factories import compatible_backend, team_with_admin
 from apps.usage import ledger, pricing
 from apps.usage.models import LATENCY_FIELDS, DailyRollup, HourlyRollup, UsageRecord
 from apps.usage.tests.factories import attempt, finish_run, price
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def setup():
     team, admin = team_with_admin()
-    return team, admin, local_backend(team, admin)
+    return team, admin, compatible_backend(team, admin)
 
 
 def test_a_priced_attempt_is_billed_exactly(setup):
@@ -121,7 +121,7 @@ def test_a_price_change_leaves_past_cost_unchanged(setup):
 
 def test_team_override_beats_the_global_price_and_only_for_its_backend(setup):
     team, admin, backend = setup
-    other = local_backend(team, admin, name="Other")
+    other = compatible_backend(team, admin, name="Other")
     price("sim-small", inp="1", out="1")
     price("sim-small", inp="3", out="3", team=team, backend=backend)
     cost, priced = pricing.cost_of(

@@ -11,7 +11,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from apps.inference.tests.factories import local_backend, team_with_admin
+from apps.inference.tests.factories import compatible_backend, team_with_admin
 from apps.teams.models import Role
 from apps.teams.tests.factories import member_of
 from apps.usage.models import Price
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def team_usage():
     team, admin = team_with_admin()
-    backend = local_backend(team, admin)
+    backend = compatible_backend(team, admin)
     price("sim-small", inp="2", out="4")
     finish_run(team, admin, backend, attempts=[attempt(1000, 500, latency_ms=300)])
     finish_run(team, admin, backend, model="odd-model", attempts=[attempt(10, 10)])
