@@ -5,10 +5,10 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 
 from apps.assistants.selectors import assistants_for_team
-from apps.dashboard.sections import PLANNED_SECTIONS
+from apps.dashboard.sections import PLANNED_SECTIONS, getting_started
 from apps.teams import selectors
 from apps.teams.decorators import SESSION_KEY, team_view
-from apps.teams.permissions import Action
+from apps.teams.permissions import Action, can
 
 
 @login_required
@@ -37,11 +37,21 @@ def _usage_today(team):
 
 @team_view(Action.VIEW)
 def team_home(request, team):
+    assistant_count = assistants_for_team(team).count()
+    # The first steps, for those who can take them, until the team has taken them all;
+    # a viewer only hears that someone else sets the team up.
+    steps = None
+    if can(request.user, team, Action.EDIT):
+        steps = getting_started(request.user, team, assistant_count=assistant_count)
+        if all(step.done for step in steps):
+            steps = None
     context = {
         "member_count": selectors.members(team).count(),
         "assistants": assistants_for_team(team)[:5],
-        "assistant_count": assistants_for_team(team).count(),
+        "assistant_count": assistant_count,
         "today": _usage_today(team),
+        "steps": steps,
+        "next_step": next((step for step in steps if not step.done), None) if steps else None,
     }
     return render(request, "dashboard/home.html", context)
 
