@@ -269,3 +269,109 @@ def page(browser, asgi_live_server):
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+EMBEDDED_UNSET = {
+    "DATABASE_URL",
+    "REDIS_URL",
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "CELERY_BROKER_URL",
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
+}
+
+
+class EmbeddedPortal:
+    """The portal as ``make run`` starts it: no service URLs (SQLite, the in-memory
+    layer, tasks in the web process), migrated and seeded, uvicorn in a subprocess."""
+
+    def __init__(self, tmp_path: Path, **env):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.tmp_path = tmp_path
+        self.env = {k: v for k, v in os.environ.items() if k not in EMBEDDED_UNSET}
+        self.env.update(
+            SQLITE_PATH=str(tmp_path / "portal.sqlite3"),
+            SITE_URL=self.url,
+            LOCAL_BACKEND_TOKENS_PER_SECOND="15",
+            **env,
+        )
+        self.manage("migrate", "--no-input", "-v", "0")
+        self.seed_output = self.manage("seed_demo").stdout
+        self.server = None
+
+    def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            check=check,
+            capture_output=True,
+            text=True,
+        )
+
+    @property
+    def team_slug(self) -> str:
+        """The demo team's slug."""
+        if not hasattr(self, "_team_slug"):
+            self._team_slug = self.manage("shell", "-v", "0", "-c", DEMO_TEAM_SLUG).stdout.strip()
+        return self._team_slug
+
+    def api_key(self, *scopes: str, name: str = "") -> str:
+        """A key of the demo team, made the way a script makes one."""
+        self._keys = getattr(self, "_keys", 0) + 1
+        name = name or f"key-{self._keys}"
+        return self.manage(
+            "key_create",
+            *("--team", self.team_slug, "--name", name, "--scopes", ",".join(scopes), "-v", "0"),
+        ).stdout.strip()
+
+    def start(self) -> "EmbeddedPortal":
+        self._log = open(self.tmp_path / "server.log", "a")  # noqa: SIM115 - closed in stop()
+        self.server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "portal.asgi:application",
+                "--port",
+                str(self.port),
+                "--lifespan",
+                "off",
+                "--ws",
+                "websockets-sansio",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.port, timeout=30)
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.terminate()
+            self.server.wait(timeout=10)
+            self.server = None
+            self._log.close()
+
+    @property
+    def log(self) -> str:
+        return (self.tmp_path / "server.log").read_text()
+
+
+DEMO_TEAM_SLUG = (
+    "from apps.teams.models import Team; "
+    "from django.conf import settings; "
+    "print(Team.objects.get(memberships__user__email=settings.DEMO_EMAIL).slug)"
+)
+
+
+@pytest.fixture
+def embedded_portal(tmp_path):
+    """A running embedded default; ``.url``, ``.env``, ``.manage()``, ``.api_key()``."""
+    portal = EmbeddedPortal(tmp_path).start()
+    try:
+        yield portal
+    finally:
+        portal.stop()

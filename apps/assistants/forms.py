@@ -21,11 +21,53 @@ class JSONListField(forms.CharField):
         return parsed
 
 
+OTHER_MODEL = "__other__"
+
+
+class BackendModelSelect(forms.Select):
+    """The models each backend lists, grouped under the backend's name, so a person
+    picks one the backend serves instead of typing a name it may not know. A backend
+    that lists none (Azure deployments, a list not fetched yet) offers "Other", which
+    the ``model_other`` box fills in. Each option names its backend
+    (``data-backend``): ``static/js/assistant-form.js`` shows only the chosen
+    backend's; without it every group is shown under its backend's name."""
+
+    def __init__(self, backends=(), attrs=None):
+        super().__init__(attrs={"data-model-select": "", **(attrs or {})})
+        self.backends = list(backends)
+
+    def optgroups(self, name, value, attrs=None):
+        current = value[0] if value else None
+        groups = []
+        for index, backend in enumerate(self.backends):
+            models = list(backend.model_ids or ())
+            choices = [(m, m, m == current) for m in models]
+            if models and current and current not in models and current != OTHER_MODEL:
+                # kept visible (and refused on save) rather than silently replaced
+                choices.append((current, f"{current} (not served by this backend)", True))
+                current = None
+            if not models:
+                choices.append((OTHER_MODEL, "Other (type the name)…", current == OTHER_MODEL))
+            options = []
+            for value_, label, selected in choices:
+                option = self.create_option(name, value_, label, selected, index)
+                option["attrs"]["data-backend"] = str(backend.pk)  # Select options take none
+                options.append(option)
+            groups.append((backend.name, options, index))
+        return groups
+
+
 class AssistantForm(forms.Form):
     name = forms.CharField(max_length=100)
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
     backend = forms.TypedChoiceField(coerce=int, choices=())
-    model = forms.CharField(max_length=200)
+    model = forms.CharField(max_length=200, widget=BackendModelSelect())
+    model_other = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Model name",
+        help_text="For a backend that doesn't list its models, such as an Azure deployment.",
+    )
     instructions_source = forms.ChoiceField(
         choices=InstructionsSource.choices, label="Instructions from"
     )
@@ -58,13 +100,29 @@ class AssistantForm(forms.Form):
 
     def __init__(self, *args, backends=(), prompts=(), versions=(), **kwargs):
         super().__init__(*args, **kwargs)
+        backends = list(backends)
         self.fields["backend"].choices = [(b.pk, b.name) for b in backends]
+        self.fields["model"].widget = BackendModelSelect(backends)
+        chosen = next((b for b in backends if b.pk == self.initial.get("backend")), None)
+        model = self.initial.get("model")
+        if chosen is not None and model and not chosen.model_ids:
+            self.initial.update(model=OTHER_MODEL, model_other=model)
         self.fields["prompt"].choices = [("", "—")] + [(p.slug, p.name) for p in prompts]
         self.fields["prompt_version"].choices = [("", "—")] + [
             (v.number, f"{v.prompt.name} v{v.number}") for v in versions
         ]
 
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("model") == OTHER_MODEL:
+            other = (cleaned.get("model_other") or "").strip()
+            if not other:
+                self.add_error("model_other", "Type the model's name for this backend.")
+            cleaned["model"] = other
+        return cleaned
+
     def service_data(self) -> dict:
         data = dict(self.cleaned_data)
+        data.pop("model_other", None)
         data["prompt"] = data.get("prompt") or None
         return data

@@ -13,6 +13,8 @@ import os
 from asgiref.sync import SyncToAsync, sync_to_async
 from django.conf import settings
 
+from apps.inference import executor
+
 logger = logging.getLogger(__name__)
 _background_tasks: set = set()
 
@@ -24,12 +26,17 @@ def _server_loop():
     return loop if loop is not None and loop.is_running() else None
 
 
-def _finished(task) -> None:
-    """Retrieve the outcome so an error is logged once, here; the task's own failure
-    handler has already failed the run."""
-    _background_tasks.discard(task)
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("run task failed", exc_info=task.exception())
+def _execute_inline(run_id: int) -> None:
+    """The task in this process. An eager task propagates its errors, retries
+    included (CELERY_TASK_EAGER_PROPAGATES), so its failure handler never runs here:
+    a run the task could not finish is failed here, never left queued for good."""
+    from apps.inference.tasks import execute_run
+
+    try:
+        execute_run.apply(args=[run_id])
+    except Exception:
+        logger.exception("run task failed", extra={"run_id": run_id})
+        executor.fail_unfinished(run_id)
 
 
 def enqueue_run(run_id: int) -> None:
@@ -40,14 +47,12 @@ def enqueue_run(run_id: int) -> None:
         return
     loop = _server_loop()
     if loop is None:
-        execute_run.apply(args=[run_id])
+        _execute_inline(run_id)
         return
 
     def start() -> None:
-        task = loop.create_task(
-            sync_to_async(execute_run.apply, thread_sensitive=False)(args=[run_id])
-        )
+        task = loop.create_task(sync_to_async(_execute_inline, thread_sensitive=False)(run_id))
         _background_tasks.add(task)
-        task.add_done_callback(_finished)
+        task.add_done_callback(_background_tasks.discard)
 
     loop.call_soon_threadsafe(start)

@@ -164,12 +164,11 @@ def _shown(name: str, value: int):
 
 def _clock(at: datetime, zone, now_ms: int) -> str:
     """A reset time as people read it on the team's clock: the time, the date too
-    when it isn't today there, and the zone's name."""
+    when it is more than a day away, and the zone's name."""
     local = at.astimezone(zone)
-    today = datetime.fromtimestamp(now_ms / 1000, tz=zone).date()
     seconds = ":%S" if local.second else ""
     shown = local.strftime(f"%H:%M{seconds}")
-    if local.date() != today:
+    if at.timestamp() * 1000 - now_ms > 86_400_000:
         shown = f"{local.day} {local.strftime('%b %Y')} {shown}"
     return f"{shown} {getattr(zone, 'key', None) or local.tzname()}"
 

@@ -59,7 +59,7 @@ def test_prompt_versions_label_assistant_and_playground(page, celery_worker, sim
     page.goto(f"/t/{team.slug}/assistants/")
     page.get_by_label("Name", exact=True).fill("Greeter bot")
     page.get_by_label("Backend", exact=True).select_option(str(backend.pk))
-    page.get_by_label("Model", exact=True).fill("sim-small")
+    page.get_by_label("Model", exact=True).select_option("sim-small")
     page.get_by_label("Instructions from", exact=True).select_option("label")
     page.get_by_label("Prompt", exact=True).select_option("greeter")
     page.get_by_label("Prompt label", exact=True).fill("production")
