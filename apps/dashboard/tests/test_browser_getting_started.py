@@ -41,7 +41,7 @@ def test_follow_the_checklist_to_a_first_call(page, asgi_live_server):
     page.get_by_test_id("next-step").click()
     expect(page.get_by_role("heading", name="New assistant")).to_be_visible()
     page.get_by_label("Name", exact=True).fill("Greeter bot")
-    page.get_by_label("Model", exact=True).fill("local-echo")
+    page.get_by_label("Model", exact=True).select_option("local-echo")
     page.get_by_role("button", name="Create assistant").click()
     expect(page.get_by_text("Assistant Greeter bot created.")).to_be_visible()
 
