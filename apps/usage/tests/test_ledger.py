@@ -9,7 +9,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from apps.inference.models import RunAttempt, RunStatus
-from apps.inference.tests.factories import compatible_backend, team_with_admin
+from apps.inference.tests.factories import compatible_backend, local_backend, team_with_admin
 from apps.usage import ledger, pricing
 from apps.usage.models import LATENCY_FIELDS, DailyRollup, HourlyRollup, UsageRecord
 from apps.usage.tests.factories import attempt, finish_run, price
@@ -217,3 +217,18 @@ def test_days_and_hours_follow_the_team_time_zone(setup):
     finish_run(team, admin, backend, attempts=[attempt(at=at)])
     assert DailyRollup.objects.get().bucket == datetime(2026, 3, 11).date()
     assert HourlyRollup.objects.get().bucket == datetime(2026, 3, 10, 18, 30, tzinfo=UTC)
+
+
+def test_the_local_backend_never_takes_a_commercial_models_price(setup):
+    """A global price is what a provider charges for a model; the local development
+    backend only borrows names, so it is billed only at a price set for itself."""
+    team, admin, _backend = setup
+    local = local_backend(team, admin, name="Local")
+    price("local-echo", inp="2.5", out="10")  # as if a provider sold a model by that name
+    run = finish_run(team, admin, local, model="local-echo", attempts=[attempt(1000, 500)])
+    record = UsageRecord.objects.get(run=run)
+    assert record.cost == 0 and record.unpriced and record.price is None
+    own = price("local-echo", inp="1", out="1", team=team, backend=local)
+    run = finish_run(team, admin, local, model="local-echo", attempts=[attempt(1000, 500)])
+    record = UsageRecord.objects.get(run=run)
+    assert (record.price, record.cost) == (own, Decimal("0.0015"))
