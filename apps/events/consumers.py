@@ -6,7 +6,9 @@ name comes from :mod:`apps.events.realtime`, and anything the client sends is
 ignored, so it can't ask for another team's group.
 """
 
-from apps.events.presentation import frame
+from channels.db import database_sync_to_async
+
+from apps.events.presentation import cached_frames, frames
 from apps.events.realtime import events_group
 from apps.teams.consumers import TeamGroupConsumer
 
@@ -15,5 +17,10 @@ class TeamEventsConsumer(TeamGroupConsumer):
     group_of = staticmethod(events_group)
 
     async def events_batch(self, message):
-        for event in message["events"]:
-            await self.send(text_data=frame(event))
+        # The first socket of the team in this process renders the batch (one lookup of
+        # key names and the team's clock); the others find it rendered.
+        texts = cached_frames(message["events"])
+        if texts is None:
+            texts = await database_sync_to_async(frames)(message["events"])
+        for text in texts:
+            await self.send(text_data=text)

@@ -6,7 +6,7 @@ from django.utils.dateparse import parse_datetime
 
 from apps.events import envelope, replay, selectors
 from apps.events.catalogue import TYPES
-from apps.events.presentation import frame, row_context
+from apps.events.presentation import frames, row_contexts
 from apps.teams.decorators import team_view
 from apps.teams.permissions import Action
 
@@ -23,7 +23,7 @@ def events_page(request, team):
         request,
         "events/page.html",
         {
-            "rows": [row_context(envelope.build(row)) for row in rows],
+            "rows": row_contexts([envelope.build(row) for row in rows], team=team),
             "types": sorted(TYPES),
             "assistants": assistants_for_team(team),
             "keys": ApiKey.objects.filter(team=team).order_by("name"),
@@ -31,10 +31,10 @@ def events_page(request, team):
     )
 
 
-def _frames(events) -> JsonResponse:
+def _frames(team, events) -> JsonResponse:
     import json
 
-    return JsonResponse({"events": [json.loads(frame(event)) for event in events]})
+    return JsonResponse({"events": [json.loads(text) for text in frames(list(events), team=team)]})
 
 
 @team_view(Action.VIEW)
@@ -45,7 +45,7 @@ def events_history(request, team):
     except ValueError:
         after = 0
     rows = selectors.events_for_team(team, after_sequence=after).order_by("sequence")[:500]
-    return _frames(envelope.build(row) for row in rows)
+    return _frames(team, (envelope.build(row) for row in rows))
 
 
 @team_view(Action.VIEW)
@@ -57,4 +57,4 @@ def events_replay(request, team):
         from datetime import UTC
 
         since = since.replace(tzinfo=UTC)
-    return _frames(replay.replay(team, since))
+    return _frames(team, replay.replay(team, since))
