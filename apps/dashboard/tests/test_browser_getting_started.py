@@ -26,7 +26,7 @@ def test_follow_the_checklist_to_a_first_call(page, asgi_live_server):
     page.goto(home)
     for slug in ("prompt", "assistant", "key", "call"):
         expect(_step(page, slug)).to_have_attribute("data-done", "false")
-    expect(page.get_by_test_id("next-step")).to_have_text("create a prompt")
+    expect(page.get_by_test_id("next-step")).to_have_text("Create a prompt")
 
     page.get_by_test_id("next-step").click()
     form = page.locator("#new-prompt form")
@@ -37,7 +37,7 @@ def test_follow_the_checklist_to_a_first_call(page, asgi_live_server):
 
     page.goto(home)
     expect(_step(page, "prompt")).to_have_attribute("data-done", "true")
-    expect(page.get_by_test_id("next-step")).to_have_text("create an assistant")
+    expect(page.get_by_test_id("next-step")).to_have_text("Create an assistant")
     page.get_by_test_id("next-step").click()
     expect(page.get_by_role("heading", name="New assistant")).to_be_visible()
     page.get_by_label("Name", exact=True).fill("Greeter bot")
@@ -47,7 +47,7 @@ def test_follow_the_checklist_to_a_first_call(page, asgi_live_server):
 
     page.goto(home)
     expect(_step(page, "assistant")).to_have_attribute("data-done", "true")
-    expect(page.get_by_test_id("next-step")).to_have_text("create an api key")
+    expect(page.get_by_test_id("next-step")).to_have_text("Create an API key")
     page.get_by_test_id("next-step").click()
     form = page.locator("#create-key form")
     form.get_by_label("Name").fill("first-key")
@@ -56,7 +56,7 @@ def test_follow_the_checklist_to_a_first_call(page, asgi_live_server):
 
     page.goto(home)
     expect(_step(page, "key")).to_have_attribute("data-done", "true")
-    expect(page.get_by_test_id("next-step")).to_have_text("call it with the openai sdk")
+    expect(page.get_by_test_id("next-step")).to_have_text("Call it with the openai SDK")
     client = openai.OpenAI(base_url=f"{asgi_live_server.url}/v1", api_key=raw, max_retries=0)
     assert "greeter-bot" in [m.id for m in client.models.list()]
 

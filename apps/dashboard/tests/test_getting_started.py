@@ -47,7 +47,7 @@ def test_an_empty_team_shows_every_step_with_its_page(client):
     for slug, url in links.items():
         done, html = _step(body, slug)
         assert done == "false" and f'href="{url}"' in html
-    assert re.search(r'data-testid="next-step">create a prompt<', body)
+    assert re.search(r'data-testid="next-step">Create a prompt<', body)
 
 
 def test_steps_tick_as_the_team_takes_them(client):
@@ -57,7 +57,7 @@ def test_steps_tick_as_the_team_takes_them(client):
     make_prompt(team, owner)
     body = _home(client, team)
     assert _step(body, "prompt")[0] == "true" and _step(body, "assistant")[0] == "false"
-    assert re.search(r'data-testid="next-step">create an assistant<', body)
+    assert re.search(r'data-testid="next-step">Create an assistant<', body)
 
     AssistantFactory(team=team, backend=local_backend(team, owner), model="local-echo")
     key, _raw = make_key(team, owner)
@@ -68,7 +68,7 @@ def test_steps_tick_as_the_team_takes_them(client):
         "true",
         "false",
     ]
-    assert re.search(r'data-testid="next-step">call it with the openai sdk<', body)
+    assert re.search(r'data-testid="next-step">Call it with the openai SDK<', body)
 
     # a revoked key is no key
     ApiKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())
