@@ -2,7 +2,12 @@ import pytest
 from django.utils import timezone
 
 from apps.assistants.models import Assistant
-from apps.inference.tests.factories import compatible_backend, local_backend, team_with_admin
+from apps.inference.tests.factories import (
+    azure_backend,
+    compatible_backend,
+    local_backend,
+    team_with_admin,
+)
 from apps.prompts import services as prompts
 from apps.teams.models import Role
 from apps.teams.tests.factories import member_of
@@ -203,20 +208,8 @@ def test_a_model_the_backend_does_not_serve_is_refused(client, team_setup):
 
 def test_a_backend_that_lists_no_models_takes_any_name(client, team_setup):
     """Azure serves deployments by name and lists none: there is nothing to check."""
-    from apps.inference.models import BackendKind
-    from apps.inference.services import backend_create
-
     team, admin, _backend = team_setup
-    azure = backend_create(
-        team=team,
-        actor=admin,
-        kind=BackendKind.AZURE_OPENAI,
-        name="Azure",
-        api_key="az-secret",
-        azure_endpoint="https://example.openai.azure.com",
-        azure_deployment="prod",
-        api_version="2024-10-21",
-    )
+    azure = azure_backend(team, admin)
     assert azure.model_ids == []
     body = {"name": "Z", "backend": azure.pk, "model": "my-deployment"}
     assert post(client, f"/api/v1/teams/{team.slug}/assistants", body).status_code == 201

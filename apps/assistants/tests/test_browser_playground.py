@@ -10,11 +10,10 @@ import pytest
 from playwright.sync_api import expect
 
 from apps.accounts.tests.factories import PASSWORD
-from apps.assistants import services as assistants
+from apps.assistants.tests.factories import greeter_on_two_versions
 from apps.conversations.models import Conversation, Message
 from apps.inference.models import ChatRun
 from apps.inference.tests.factories import simulator_backend, team_with_admin
-from apps.prompts import services as prompts
 from apps.usage.models import UsageRecord
 from apps.usage.tests.factories import price
 
@@ -35,28 +34,7 @@ def greeter(page, celery_worker, simulator):
     team, admin = team_with_admin()
     backend = simulator_backend(team, admin, simulator)
     price(model="sim-small", inp="1", out="2")
-    prompt = prompts.prompt_create(team=team, actor=admin, name="Greeter", system="Greet {{name}}.")
-    prompts.version_create(
-        prompt=prompt,
-        actor=admin,
-        system="Greet {{name}}, {{tone}}.",
-        messages=[],
-        parameters={},
-        commit_message="tone",
-    )
-    prompts.label_move(
-        prompt=prompt, actor=admin, label="production", version=prompt.versions.get(number=2)
-    )
-    assistant = assistants.assistant_create(
-        team=team,
-        actor=admin,
-        name="Greeter bot",
-        backend=backend.pk,
-        model="sim-small",
-        instructions_source="label",
-        prompt="greeter",
-        prompt_label="production",
-    )
+    assistant, _prompt = greeter_on_two_versions(team, admin, backend, "sim-small")
     page.goto("/accounts/login/")
     page.get_by_label("E-mail address").fill(admin.email)
     page.get_by_label("Password").fill(PASSWORD)

@@ -9,22 +9,12 @@ from playwright.sync_api import expect
 
 from apps.accounts.tests.factories import PASSWORD
 from apps.assistants.models import Assistant
-from apps.inference.models import BackendKind
-from apps.inference.services import backend_create
-from apps.inference.tests.factories import compatible_backend, local_backend, team_with_admin
-
-
-def azure_backend(team, actor):
-    return backend_create(
-        team=team,
-        actor=actor,
-        kind=BackendKind.AZURE_OPENAI,
-        name="Azure",
-        api_key="az-secret",
-        azure_endpoint="https://example.openai.azure.com",
-        azure_deployment="prod",
-        api_version="2024-10-21",
-    )
+from apps.inference.tests.factories import (
+    azure_backend,
+    compatible_backend,
+    local_backend,
+    team_with_admin,
+)
 
 
 def form_data(backend, model, **extra):

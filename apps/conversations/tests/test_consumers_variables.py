@@ -7,13 +7,12 @@ import pytest
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 
-from apps.assistants import services as assistants
+from apps.assistants.tests.factories import greeter_on_two_versions
 from apps.conversations.models import Conversation, Message
 from apps.core.errors import ServiceError
 from apps.inference.models import ChatRun
 from apps.inference.tests.factories import local_backend, team_with_admin
 from apps.prompts import rendering
-from apps.prompts import services as prompts
 from conftest import run_async
 from portal.routing import websocket_urlpatterns
 
@@ -26,28 +25,7 @@ def greeter():
     """An assistant on a prompt whose v1 uses {{name}} and v2 {{name}} and {{tone}}."""
     team, admin = team_with_admin()
     backend = local_backend(team, admin)
-    prompt = prompts.prompt_create(team=team, actor=admin, name="Greeter", system="Greet {{name}}.")
-    prompts.version_create(
-        prompt=prompt,
-        actor=admin,
-        system="Greet {{name}}, {{tone}}.",
-        messages=[],
-        parameters={},
-        commit_message="tone",
-    )
-    prompts.label_move(
-        prompt=prompt, actor=admin, label="production", version=prompt.versions.get(number=2)
-    )
-    assistant = assistants.assistant_create(
-        team=team,
-        actor=admin,
-        name="Greeter bot",
-        backend=backend.pk,
-        model="local-echo",
-        instructions_source="label",
-        prompt="greeter",
-        prompt_label="production",
-    )
+    assistant, prompt = greeter_on_two_versions(team, admin, backend, "local-echo")
     return assistant, admin, prompt
 
 

@@ -41,3 +41,17 @@ def compatible_backend(team, actor, name="Compatible", models=("sim-small", "sim
         base_url="http://127.0.0.1:9/v1",
         models=list(models),
     )
+
+
+def azure_backend(team, actor, name="Azure"):
+    """Azure serves deployments by name and lists no models."""
+    return backend_create(
+        team=team,
+        actor=actor,
+        kind=BackendKind.AZURE_OPENAI,
+        name=name,
+        api_key="az-secret",
+        azure_endpoint="https://example.openai.azure.com",
+        azure_deployment="prod",
+        api_version="2024-10-21",
+    )
