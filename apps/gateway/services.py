@@ -11,8 +11,6 @@ caller's ``user``.
 import time
 from dataclasses import dataclass
 
-from django.db import transaction
-
 from apps.assistants import resolution
 from apps.assistants.models import Assistant
 from apps.assistants.selectors import assistants_for_team
@@ -64,8 +62,9 @@ def _assistant_run(actor, team, assistant: Assistant, chat: ChatRequest) -> Chat
     )
 
 
-@transaction.atomic
 def chat_start(*, actor, chat: ChatRequest) -> Started:
+    """Resolve the name and start the run. Only ``run_create`` writes, in its own
+    transaction: the lookups before it need none (and a nested one cost a savepoint)."""
     team = actor.api_key.team
     require(actor, team, Action.USE)
     limits.require_request(actor.api_key)
@@ -79,7 +78,7 @@ def chat_start(*, actor, chat: ChatRequest) -> Started:
         run = inference.run_create(
             team=team,
             actor=actor,
-            backend_id=backend.pk,
+            backend=backend,
             model=chat.model,
             messages=chat.messages,
             parameters=chat.parameters,

@@ -75,7 +75,13 @@ def claim(run_id: int) -> tuple[ChatRun, uuid.UUID] | None:
     """Take the run for this worker, or None when it is finished or alive elsewhere."""
     stale_before = timezone.now() - timedelta(seconds=settings.INFERENCE_STALE_SECONDS)
     with transaction.atomic():
-        run = ChatRun.objects.select_for_update().filter(pk=run_id).first()
+        # the team and backend come along: the run's events and the call need them
+        run = (
+            ChatRun.objects.select_for_update(of=("self",))
+            .select_related("team", "backend")
+            .filter(pk=run_id)
+            .first()
+        )
         if run is None or run.is_finished:
             return None
         if run.status == RunStatus.RUNNING and run.heartbeat_at and run.heartbeat_at > stale_before:
@@ -396,9 +402,14 @@ def _execute_claimed(run: ChatRun, token: uuid.UUID) -> str:
         return "lost-claim"
     deltas.flush()
     with transaction.atomic():
-        locked = ChatRun.objects.select_for_update().get(pk=run.pk)
+        locked = (
+            ChatRun.objects.select_for_update(of=("self",))
+            .select_related("team", "prompt_version")
+            .get(pk=run.pk)
+        )
         if locked.claim_token != token or locked.status != RunStatus.RUNNING:
             return "lost-claim"
+        locked.backend = run.backend  # read at the claim; the row can't change its backend
         write_final(locked, outcome)
     deltas.forget()  # the stored output is the truth now
     cache.delete(cancel_key(run.pk))

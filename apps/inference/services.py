@@ -243,7 +243,8 @@ def run_create(
     *,
     team: Team,
     actor,
-    backend_id: int,
+    backend_id: int | None = None,
+    backend: Backend | None = None,
     model: str,
     messages,
     parameters=None,
@@ -252,10 +253,14 @@ def run_create(
     prompt_version=None,
     end_user: str = "",
 ) -> ChatRun:
-    """Record the request and hand it to a worker once the transaction commits."""
+    """Record the request and hand it to a worker once the transaction commits.
+
+    ``backend`` instead of ``backend_id``: one the caller just read from
+    ``backends_for_team`` (the gateway's raw-model path), so it isn't read again."""
     require(actor, team, Action.USE)
     require_use_of(actor, assistant=assistant, model=None if assistant else model)
-    backend = _enabled_backend(team, backend_id, "backend")
+    if backend is None or backend.team_id not in (None, team.pk) or not backend.enabled:
+        backend = _enabled_backend(team, backend.pk if backend else backend_id, "backend")
     cleaned_fallbacks = validation.clean_fallbacks(fallbacks)
     fallback_backends = [
         _enabled_backend(team, fallback["backend"], f"fallbacks[{i}].backend")
