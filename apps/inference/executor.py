@@ -37,6 +37,7 @@ from apps.usage import ledger as usage_ledger
 logger = logging.getLogger(__name__)
 MAX_RETRY_AFTER_SECONDS = 60
 CANCEL_CHECK_SECONDS = 0.2
+CANCELLED_BY_CALLER = "Cancelled by the caller."
 
 
 def cancel_key(run_id: int) -> str:
@@ -87,7 +88,7 @@ def claim(run_id: int) -> tuple[ChatRun, uuid.UUID] | None:
         if run.status == RunStatus.RUNNING and run.heartbeat_at and run.heartbeat_at > stale_before:
             return None
         if run.cancel_requested_at:
-            write_final(run, Outcome(RunStatus.CANCELLED, CallResult(), None))
+            end_without_call(run, RunStatus.CANCELLED, CANCELLED_BY_CALLER, "cancelled")
             return None
         run.status = RunStatus.RUNNING
         run.claim_token = uuid.uuid4()
@@ -243,14 +244,14 @@ def _call_targets(
                         target,
                         stop.partial,
                         started,
-                        BackendError("Cancelled by the caller.", retryable=False, code="cancelled"),
+                        BackendError(CANCELLED_BY_CALLER, retryable=False, code="cancelled"),
                     )
                 )
                 return Outcome(
                     RunStatus.CANCELLED,
                     stop.partial,
                     target,
-                    "Cancelled by the caller.",
+                    CANCELLED_BY_CALLER,
                     "cancelled",
                     attempts,
                 )
@@ -283,7 +284,7 @@ def _call_targets(
                         RunStatus.CANCELLED,
                         CallResult(),
                         target,
-                        "Cancelled by the caller.",
+                        CANCELLED_BY_CALLER,
                         "cancelled",
                         attempts,
                     )
@@ -349,6 +350,13 @@ def billed_cost(usage_records) -> dict:
         "amount": format(amount.normalize(), "f"),
         "priced": not any(record.unpriced for record in usage_records),
     }
+
+
+def end_without_call(run: ChatRun, status: str, error: str = "", code: str = "") -> None:
+    """Finish a (locked) run that no backend call will finish: cancelled before a
+    worker took it, given up by the sweeper, or stopped by an error of the portal.
+    The same final write as a called run: state, ledger (nothing), event, reply."""
+    write_final(run, Outcome(status, CallResult(), None, error, code))
 
 
 def final_message(run: ChatRun, usage_records=None) -> dict:
@@ -434,9 +442,7 @@ def fail_unfinished(run_id: int, *, token: uuid.UUID | None = None, attempts: in
                 ours = run.claim_token == token if token else run.status == RunStatus.QUEUED
                 if not ours:
                     return False
-                write_final(
-                    run, Outcome(RunStatus.FAILED, CallResult(), None, INTERNAL_ERROR, "internal")
-                )
+                end_without_call(run, RunStatus.FAILED, INTERNAL_ERROR, "internal")
                 return True
         except Exception:
             logger.exception("could not fail the run", extra={"run_id": run_id})

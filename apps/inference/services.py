@@ -332,15 +332,8 @@ def run_cancel(*, run: ChatRun, actor) -> ChatRun:
         raise Conflict(f"The run already {run.status}.", code="run_finished")
     run.cancel_requested_at = timezone.now()
     if run.status == RunStatus.QUEUED:
-        executor.write_final(
-            run,
-            executor.Outcome(
-                RunStatus.CANCELLED,
-                executor.CallResult(),
-                None,
-                "Cancelled by the caller.",
-                "cancelled",
-            ),
+        executor.end_without_call(
+            run, RunStatus.CANCELLED, executor.CANCELLED_BY_CALLER, "cancelled"
         )
         return run
     run.save(update_fields=["cancel_requested_at"])
@@ -386,24 +379,17 @@ def runs_sweep() -> dict:
             if run is None:
                 continue
             if run.cancel_requested_at:
-                outcome = executor.Outcome(
-                    RunStatus.CANCELLED,
-                    executor.CallResult(),
-                    None,
-                    "Cancelled by the caller.",
-                    "cancelled",
+                executor.end_without_call(
+                    run, RunStatus.CANCELLED, executor.CANCELLED_BY_CALLER, "cancelled"
                 )
-                executor.write_final(run, outcome)
                 counts["cancelled"] += 1
             elif run.deliveries >= settings.INFERENCE_MAX_DELIVERIES:
-                outcome = executor.Outcome(
+                executor.end_without_call(
+                    run,
                     RunStatus.FAILED,
-                    executor.CallResult(),
-                    None,
                     f"The worker stopped responding {run.deliveries} times; giving up.",
                     "worker_lost",
                 )
-                executor.write_final(run, outcome)
                 counts["failed"] += 1
             else:
                 run.status = RunStatus.QUEUED
