@@ -12,12 +12,12 @@ from apps.assistants.models import InstructionsSource
 from apps.assistants.selectors import assistant_for_team, assistants_for_team
 from apps.conversations import selectors as conversation_selectors
 from apps.core.errors import ServiceError
-from apps.inference.executor import billed_cost
 from apps.inference.selectors import backends_for_team
 from apps.prompts.rendering import extract_variables
 from apps.prompts.selectors import prompts_for_team
 from apps.teams.decorators import team_view
 from apps.teams.permissions import Action, can
+from apps.usage import ledger as usage_ledger
 
 
 def _form(team, data=None, initial=None, prompt=None):
@@ -159,7 +159,9 @@ def _history(conversation) -> list:
     runs = [message.run for message in history if message.run is not None]
     prefetch_related_objects(runs, "usage_records")
     for run in runs:
-        run.cost = billed_cost(list(run.usage_records.all())) if run.is_finished else None
+        run.cost = (
+            usage_ledger.billed_cost(list(run.usage_records.all())) if run.is_finished else None
+        )
     return history
 
 

@@ -20,7 +20,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
-from decimal import Decimal
 
 from django.conf import settings
 from django.core.cache import cache
@@ -341,17 +340,6 @@ def write_final(run: ChatRun, outcome: Outcome) -> None:
     transaction.on_commit(lambda: relay.group_send(relay.run_group(run.pk), final))
 
 
-def billed_cost(usage_records) -> dict:
-    """What the ledger billed for a run's attempts, written the way the usage page writes
-    cost (an exact decimal, no trailing zeros), and whether every attempt had a price:
-    an unpriced model is recorded at 0, which is not the same as free."""
-    amount = sum((record.cost for record in usage_records), Decimal(0))
-    return {
-        "amount": format(amount.normalize(), "f"),
-        "priced": not any(record.unpriced for record in usage_records),
-    }
-
-
 def end_without_call(run: ChatRun, status: str, error: str = "", code: str = "") -> None:
     """Finish a (locked) run that no backend call will finish: cancelled before a
     worker took it, given up by the sweeper, or stopped by an error of the portal.
@@ -382,7 +370,7 @@ def final_message(run: ChatRun, usage_records=None) -> dict:
         "prompt_version": run.prompt_version.number if run.prompt_version_id else None,
         "error": run.error,
         "error_code": run.error_code,
-        "cost": None if usage_records is None else billed_cost(usage_records),
+        "cost": None if usage_records is None else usage_ledger.billed_cost(usage_records),
     }
 
 

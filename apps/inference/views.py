@@ -8,10 +8,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 from apps.core.errors import ServiceError
 from apps.inference import selectors, services
 from apps.inference.backends import KINDS
-from apps.inference.executor import billed_cost
 from apps.inference.forms import BackendEditForm, BackendForm, TestConnectionForm
 from apps.teams.decorators import team_view
 from apps.teams.permissions import Action, can
+from apps.usage import ledger as usage_ledger
 
 TEST_MAX_TOKENS = 64
 
@@ -165,7 +165,9 @@ def run_detail(request, team, run_id: int):
             "run": run,
             "attempts": selectors.attempts_for_run(run),
             # what the usage page counts for this run: its attempts' ledger rows
-            "cost": billed_cost(list(run.usage_records.all())) if run.is_finished else None,
+            "cost": usage_ledger.billed_cost(list(run.usage_records.all()))
+            if run.is_finished
+            else None,
         },
     )
 

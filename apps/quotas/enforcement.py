@@ -340,11 +340,13 @@ def settle_run(run, usage_records) -> None:
     cost = store.to_micros(sum((r.cost for r in usage_records), Decimal(0)))
     finished_ms = _ms(run.finished_at or timezone.now())
     transaction.on_commit(
-        lambda: _settle(record, tokens=used_tokens, cost=cost, finished_ms=finished_ms, add=True)
+        lambda: _settle(record, tokens=used_tokens, cost=cost, finished_ms=finished_ms)
     )
 
 
-def _settle(record: dict, *, tokens: int, cost: int, finished_ms: int, add: bool) -> None:
+def _settle(record: dict, *, tokens: int, cost: int, finished_ms: int) -> None:
+    """Give the reservation back and count what was used (``store.release`` gives
+    one back counting nothing)."""
     spec = {
         "pre": store.prefix(),
         "id": record["id"],
@@ -352,14 +354,14 @@ def _settle(record: dict, *, tokens: int, cost: int, finished_ms: int, add: bool
         "cost": cost,
         "fin": finished_ms,
         "now": int(time.time() * 1000),
-        "add": add,
+        "add": True,
     }
     try:
         used = store.settle(json.dumps(spec))
     except Exception:  # Redis away: reconciliation settles it from the database later
         logger.exception("quota: settling failed", extra={"reservation": record["id"]})
         return
-    if used and add:
+    if used:
         from apps.quotas import thresholds
 
         thresholds.check_after_settle(record, used)

@@ -83,25 +83,19 @@ def billed_usage(runs) -> tuple[int, Decimal]:
 def _recent(runs) -> list[dict]:
     """Each run that finished since the cutoff with what the ledger billed it, named
     as its settlement names it in the log (its reservation id) or by its own id."""
-    billed = (
-        UsageRecord.objects.filter(run__in=runs)
-        .values("run_id")
-        .annotate(tokens=Sum("total_tokens"), cost=Sum("cost"))
-    )
-    totals = {row["run_id"]: row for row in billed}
+    billed = runs.annotate(
+        tokens=Sum("usage_records__total_tokens"), cost=Sum("usage_records__cost")
+    ).filter(tokens__isnull=False)
     recent = []
-    for run_id, finished_at, reservation in runs.values_list(
-        "pk", "finished_at", "quota_reservation"
+    for run_id, finished_at, reservation, tokens, cost in billed.values_list(
+        "pk", "finished_at", "quota_reservation", "tokens", "cost"
     ):
-        row = totals.get(run_id)
-        if row is None:
-            continue
         reserved_as = reservation.get("id") if isinstance(reservation, dict) else None
         recent.append(
             {
                 "id": reserved_as or f"run-{run_id}",
-                "t": row["tokens"] or 0,
-                "c": store.to_micros(row["cost"] or Decimal(0)),
+                "t": tokens,
+                "c": store.to_micros(cost or Decimal(0)),
                 "f": _ms(finished_at),
             }
         )

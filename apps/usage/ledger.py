@@ -7,10 +7,23 @@ the database too. Cost is computed here at the attempt's time and stored, so a
 later price change never rewrites it.
 """
 
+from decimal import Decimal
+
 from django.db import transaction
 
 from apps.usage import pricing, rollups
 from apps.usage.models import AttemptStatus, UsageRecord
+
+
+def billed_cost(usage_records) -> dict:
+    """What the ledger billed for a run's attempts, written as the usage page writes
+    cost, and whether every attempt had a price: an unpriced model is recorded at 0,
+    which is not the same as free."""
+    amount = sum((record.cost for record in usage_records), Decimal(0))
+    return {
+        "amount": pricing.plain_amount(amount),
+        "priced": not any(record.unpriced for record in usage_records),
+    }
 
 
 def _status(run, attempt, is_last: bool) -> str:

@@ -46,6 +46,11 @@ def price_for(*, team, backend, model: str, at: datetime | None = None) -> Price
     )
 
 
+def plain_amount(value) -> str:
+    """A decimal without trailing zeros or exponent: 10.000000 -> 10, 0.150000 -> 0.15."""
+    return format(Decimal(value).normalize(), "f")
+
+
 def cost_at(
     price: Price | None, *, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0
 ) -> Decimal:

@@ -94,7 +94,7 @@ def test_settle_counts_actual_usage_and_releases_the_rest(
     assert budget_of(team) == store.Budget(tokens=run.total_tokens, reserved_tokens=0)
     assert 0 < run.total_tokens <= worst(backend)
     # settling again (a duplicate finalization, reconciliation) changes nothing
-    enforcement._settle(run.quota_reservation, tokens=999, cost=0, finished_ms=0, add=True)
+    enforcement._settle(run.quota_reservation, tokens=999, cost=0, finished_ms=0)
     assert budget_of(team).tokens == run.total_tokens
 
 

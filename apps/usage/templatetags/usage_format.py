@@ -1,6 +1,6 @@
-from decimal import Decimal
-
 from django import template
+
+from apps.usage.pricing import plain_amount
 
 register = template.Library()
 
@@ -10,4 +10,4 @@ def plain(value):
     """A decimal without trailing zeros or exponent: 10.000000 -> 10, 0.150000 -> 0.15."""
     if value is None or value == "":
         return value
-    return format(Decimal(value).normalize(), "f")
+    return plain_amount(value)
