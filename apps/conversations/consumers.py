@@ -8,6 +8,8 @@ as the pages and the API; a bad command gets an ``error`` message back and
 changes nothing.
 """
 
+import asyncio
+import contextlib
 import json
 
 from channels.db import database_sync_to_async
@@ -20,9 +22,8 @@ from apps.assistants.models import Assistant
 from apps.conversations import selectors, services
 from apps.core.errors import ServiceError
 from apps.inference import services as inference
-from apps.inference.executor import final_message
 from apps.inference.models import ChatRun
-from apps.inference.relay import partial_output, run_group
+from apps.inference.streaming import delta_message, follow
 from apps.teams.consumers import CLOSE_FORBIDDEN
 from apps.teams.permissions import Action, can
 
@@ -50,20 +51,12 @@ def _filled(variables):
     }
 
 
-@database_sync_to_async
-def _finished_run(run_id: int) -> dict | None:
-    """The final message of a run that ended, with what the ledger billed for it."""
-    run = ChatRun.objects.select_related("prompt_version").get(pk=run_id)
-    if not run.is_finished:
-        return None
-    return final_message(run, list(run.usage_records.all()))
-
-
 class PlaygroundConsumer(AsyncWebsocketConsumer):
     assistant: Assistant | None = None
 
     async def connect(self):
         self.runs: set[int] = set()
+        self.streams: set[asyncio.Task] = set()
         self.user = self.scope.get("user")
         self.assistant = await _assistant_for(
             self.user, self.scope["url_route"]["kwargs"]["assistant_id"]
@@ -74,8 +67,12 @@ class PlaygroundConsumer(AsyncWebsocketConsumer):
         await self.accept()
 
     async def disconnect(self, code):
-        for run_id in getattr(self, "runs", ()):
-            await self.channel_layer.group_discard(run_group(run_id), self.channel_name)
+        streams = getattr(self, "streams", set())
+        for task in streams:
+            task.cancel()
+        for task in list(streams):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     async def send_json(self, payload: dict) -> None:
         await self.send(text_data=json.dumps(payload))
@@ -115,26 +112,27 @@ class PlaygroundConsumer(AsyncWebsocketConsumer):
         except (PermissionDenied, Http404) as problem:
             await self.error(str(problem) or "Not allowed.", action=action)
 
-    async def join(self, run_id: int) -> None:
-        """Join before telling the client about the run: group messages wait until this
-        handler returns, so they reach the client after the announcement."""
+    async def watch(self, run_id: int):
+        """Subscribe before the client is told about the run, so nothing is missed."""
         self.runs.add(run_id)
-        await self.channel_layer.group_add(run_group(run_id), self.channel_name)
+        return await follow(run_id)
 
-    async def catch_up(self, run_id: int) -> None:
-        """Send what the run streamed, or its end, before we joined."""
-        partial = await database_sync_to_async(partial_output)(run_id)
-        if partial:
-            await self.send_json(
-                {"type": "run.delta", "run_id": run_id, "delta": partial, "offset": 0}
-            )
-        final = await _finished_run(run_id)
-        if final is not None:  # done before we joined: its final message went to nobody
-            await self.send_json(final)
+    def stream(self, run_id: int, events) -> None:
+        """Then stream it: the text it produced before we looked, each new piece, its end."""
+        task = asyncio.ensure_future(self._forward(run_id, events))
+        self.streams.add(task)
+        task.add_done_callback(self.streams.discard)
+
+    async def _forward(self, run_id: int, events) -> None:
+        async for event in events:
+            if event.kind == "text":
+                await self.send_json(delta_message(run_id, event))
+            elif event.kind == "done":
+                await self.send_json(event.final)
 
     async def do_send(self, command: dict) -> None:
         turn = await database_sync_to_async(self._send)(command)
-        await self.join(turn.run.pk)
+        events = await self.watch(turn.run.pk)
         await self.send_json(
             {
                 "type": "turn",
@@ -147,7 +145,7 @@ class PlaygroundConsumer(AsyncWebsocketConsumer):
                 "extra_variables": turn.extra_variables,
             }
         )
-        await self.catch_up(turn.run.pk)
+        self.stream(turn.run.pk, events)
 
     @transaction.atomic
     def _send(self, command: dict):
@@ -186,8 +184,7 @@ class PlaygroundConsumer(AsyncWebsocketConsumer):
             versions=command.get("versions"),
             variables=_filled(command.get("variables")),
         )
-        for turn in turns:
-            await self.join(turn.run.pk)
+        watched = [(turn.run.pk, await self.watch(turn.run.pk)) for turn in turns]
         await self.send_json(
             {
                 "type": "compare",
@@ -197,8 +194,8 @@ class PlaygroundConsumer(AsyncWebsocketConsumer):
                 ],
             }
         )
-        for turn in turns:
-            await self.catch_up(turn.run.pk)
+        for run_id, events in watched:
+            self.stream(run_id, events)
 
     async def do_stop(self, command: dict) -> None:
         run_id = command.get("run")
@@ -212,9 +209,3 @@ class PlaygroundConsumer(AsyncWebsocketConsumer):
                 inference.run_cancel(run=run, actor=self.user)
 
         await database_sync_to_async(stop)()
-
-    async def run_delta(self, event):
-        await self.send_json(event)
-
-    async def run_done(self, event):
-        await self.send_json(event)

@@ -1,8 +1,10 @@
 """The OpenAI-compatible endpoints: ``POST /v1/chat/completions`` and ``GET /v1/models``.
 
 Async views: the synchronous part (key, body, limits, creating the run) runs in
-a worker thread, then the view awaits the run's channel group, so a waiting
-request or an open stream holds no thread. A streamed answer waits for the
+a thread of the pool (not the single thread-sensitive one, so requests don't
+queue behind each other's database round trips), then the view awaits the
+run's messages on this process's reply channel (:mod:`apps.inference.feed`),
+so a waiting request or an open stream holds no thread. A streamed answer waits for the
 first sign of life before it sends the status line, so a run that fails at once
 still gets a real 5xx; one that fails later ends its stream with an error event,
 as OpenAI's does. A caller that goes away cancels its run.
@@ -20,6 +22,7 @@ from apps.core.errors import Conflict
 from apps.gateway import responses, services
 from apps.gateway.errors import GatewayError, translate
 from apps.gateway.requests import parse_chat, read_json
+from apps.inference import feed
 from apps.inference import services as inference
 from apps.inference.models import RunStatus
 from apps.inference.streaming import follow
@@ -44,11 +47,12 @@ def _authenticate_sync(request):
         raise GatewayError(401, exc.message, code="invalid_api_key") from None
 
 
-def _start_sync(request):
+def _start_sync(request, channel: str):
     actor = _authenticate_sync(request)
     chat = parse_chat(read_json(request))
+    reply = feed.Reply(channel, deltas=chat.stream)
     try:
-        return actor, chat, services.chat_start(actor=actor, chat=chat)
+        return actor, chat, services.chat_start(actor=actor, chat=chat, reply=reply)
     except Exception as exc:
         raise translate(exc) from None
 
@@ -118,12 +122,14 @@ async def chat_completions(request):
             405, "Use POST for chat completions.", code="method_not_allowed"
         ).response()
     try:
-        actor, chat, started = await database_sync_to_async(_start_sync)(request)
+        hub = await feed.hub()
+        start = database_sync_to_async(_start_sync, thread_sensitive=False)
+        actor, chat, started = await start(request, hub.channel)
     except GatewayError as exc:
         return exc.response()
     except Exception as exc:
         return _unexpected(exc)
-    events = follow(started.run.pk)
+    events = await follow(started.run.pk, reply=True)
     try:
         if not chat.stream:
             final = await _finished(events)

@@ -37,7 +37,7 @@ def sse(event: str, data: dict) -> str:
 
 
 async def run_event_stream(run_id: int):
-    async for event in follow(run_id):
+    async for event in await follow(run_id):
         if event.kind == "text":
             yield sse("delta", {"run_id": run_id, "delta": event.text})
         elif event.kind == "quiet":

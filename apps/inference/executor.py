@@ -27,9 +27,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.events import run_events
-from apps.inference import relay, tokens
+from apps.inference import feed, tokens
 from apps.inference.backends import BackendError, CallResult, Cancelled, client_for
 from apps.inference.models import Backend, ChatRun, RunAttempt, RunStatus
+from apps.inference.outcome import final_message
+from apps.inference.relay import DeltaRelay
 from apps.quotas import enforcement as quotas
 from apps.usage import ledger as usage_ledger
 
@@ -106,7 +108,8 @@ class _Watch:
 
     def __init__(self, run_id: int, token: uuid.UUID):
         self.run_id, self.token = run_id, token
-        self.next_cancel_check = 0.0
+        # a cancel before the claim was seen by the claim itself
+        self.next_cancel_check = time.monotonic() + CANCEL_CHECK_SECONDS
         self.next_heartbeat = time.monotonic() + settings.INFERENCE_HEARTBEAT_SECONDS
         self.cancelled = False
 
@@ -207,9 +210,7 @@ def _attempt(
     )
 
 
-def _call_targets(
-    run: ChatRun, token: uuid.UUID, watch: _Watch, deltas: relay.DeltaRelay
-) -> Outcome:
+def _call_targets(run: ChatRun, token: uuid.UUID, watch: _Watch, deltas: DeltaRelay) -> Outcome:
     attempts: list[RunAttempt] = []
     last_error: BackendError | None = None
     last_target: Target | None = None
@@ -305,8 +306,9 @@ def _call_targets(
     )
 
 
-def write_final(run: ChatRun, outcome: Outcome) -> None:
-    """Store the outcome on the (locked) run and announce it after commit."""
+def write_final(run: ChatRun, outcome: Outcome, reply: feed.Reply | None = None) -> None:
+    """Store the outcome on the (locked) run and announce it after commit: the caller's
+    answer first, then the quota settlement, then the events."""
     result = outcome.result
     now = timezone.now()
     successful_or_last = outcome.attempts[-1] if outcome.attempts else None
@@ -334,64 +336,40 @@ def write_final(run: ChatRun, outcome: Outcome) -> None:
     RunAttempt.objects.bulk_create(outcome.attempts)
     # billed once: the quota settlement and the event read the same records
     records = usage_ledger.record(run, outcome.attempts)
+    final = final_message(run, records)
+    transaction.on_commit(lambda: feed.publish(run.pk, final, reply=reply))
     quotas.settle_run(run, records)
     run_events.finished(run, records)
-    final = final_message(run, records)
-    transaction.on_commit(lambda: relay.group_send(relay.run_group(run.pk), final))
 
 
-def end_without_call(run: ChatRun, status: str, error: str = "", code: str = "") -> None:
+def end_without_call(
+    run: ChatRun, status: str, error: str = "", code: str = "", reply: feed.Reply | None = None
+) -> None:
     """Finish a (locked) run that no backend call will finish: cancelled before a
     worker took it, given up by the sweeper, or stopped by an error of the portal.
     The same final write as a called run: state, ledger (nothing), event, reply."""
-    write_final(run, Outcome(status, CallResult(), None, error, code))
+    write_final(run, Outcome(status, CallResult(), None, error, code), reply)
 
 
-def final_message(run: ChatRun, usage_records=None) -> dict:
-    """``usage_records``: the ledger rows of the run's attempts (the worker passes the ones
-    it just wrote, so the cost costs no query); without them ``cost`` is None."""
-    return {
-        "type": "run.done",
-        "run_id": run.pk,
-        "status": run.status,
-        "output": run.output,
-        "tool_calls": run.tool_calls,
-        "finish_reason": run.finish_reason,
-        "usage": {
-            "prompt_tokens": run.prompt_tokens,
-            "completion_tokens": run.completion_tokens,
-            "total_tokens": run.total_tokens,
-            "cached_tokens": run.cached_tokens,
-            "estimated": run.usage_estimated,
-        },
-        "latency_ms": run.latency_ms,
-        "ttft_ms": run.ttft_ms,
-        "model": run.served_model or run.model,
-        "prompt_version": run.prompt_version.number if run.prompt_version_id else None,
-        "error": run.error,
-        "error_code": run.error_code,
-        "cost": None if usage_records is None else usage_ledger.billed_cost(usage_records),
-    }
-
-
-def execute(run_id: int) -> str:
-    """Run it if this worker can claim it; returns what happened, for logs and tests."""
+def execute(run_id: int, reply: feed.Reply | None = None) -> str:
+    """Run it if this worker can claim it; returns what happened, for logs and tests.
+    ``reply``: where the run's caller waits (see :mod:`apps.inference.feed`)."""
     claimed = claim(run_id)
     if claimed is None:
         return "skipped"
     run, token = claimed
     try:
-        return _execute_claimed(run, token)
+        return _execute_claimed(run, token, reply)
     except Exception:
         logger.exception("run failed inside the portal", extra={"run_id": run.pk})
-        fail_unfinished(run.pk, token=token)
+        fail_unfinished(run.pk, token=token, reply=reply)
         raise
 
 
-def _execute_claimed(run: ChatRun, token: uuid.UUID) -> str:
+def _execute_claimed(run: ChatRun, token: uuid.UUID, reply: feed.Reply | None) -> str:
     _release_connection()
     watch = _Watch(run.pk, token)
-    deltas = relay.DeltaRelay(run.pk)
+    deltas = DeltaRelay(run.pk, reply)
     try:
         outcome = _call_targets(run, token, watch, deltas)
     except LostClaim:
@@ -406,16 +384,23 @@ def _execute_claimed(run: ChatRun, token: uuid.UUID) -> str:
         if locked.claim_token != token or locked.status != RunStatus.RUNNING:
             return "lost-claim"
         locked.backend = run.backend  # read at the claim; the row can't change its backend
-        write_final(locked, outcome)
+        write_final(locked, outcome, reply)
     deltas.forget()  # the stored output is the truth now
-    cache.delete(cancel_key(run.pk))
+    if watch.cancelled:
+        cache.delete(cancel_key(run.pk))
     return outcome.status
 
 
 INTERNAL_ERROR = "The run stopped on an internal error of the portal; please try again."
 
 
-def fail_unfinished(run_id: int, *, token: uuid.UUID | None = None, attempts: int = 5) -> bool:
+def fail_unfinished(
+    run_id: int,
+    *,
+    token: uuid.UUID | None = None,
+    attempts: int = 5,
+    reply: feed.Reply | None = None,
+) -> bool:
     """Fail a run whose execution died on an error of the portal's own (the database
     refusing a write, a bug), so no caller, page or quota waits on a run that nobody
     will finish. With ``token`` only the claim that holds it may do so; without one,
@@ -430,7 +415,7 @@ def fail_unfinished(run_id: int, *, token: uuid.UUID | None = None, attempts: in
                 ours = run.claim_token == token if token else run.status == RunStatus.QUEUED
                 if not ours:
                     return False
-                end_without_call(run, RunStatus.FAILED, INTERNAL_ERROR, "internal")
+                end_without_call(run, RunStatus.FAILED, INTERNAL_ERROR, "internal", reply)
                 return True
         except Exception:
             logger.exception("could not fail the run", extra={"run_id": run_id})

@@ -252,8 +252,11 @@ def run_create(
     assistant=None,
     prompt_version=None,
     end_user: str = "",
+    reply=None,
 ) -> ChatRun:
     """Record the request and hand it to a worker once the transaction commits.
+    ``reply``: a :class:`~apps.inference.feed.Reply` when the caller waits for the
+    answer on its process's reply channel (the gateway).
 
     ``backend`` instead of ``backend_id``: one the caller just read from
     ``backends_for_team`` (the gateway's raw-model path), so it isn't read again."""
@@ -320,7 +323,7 @@ def run_create(
         assistant_id=run.assistant_id,
         key_id=run.api_key_id,
     )
-    transaction.on_commit(lambda: dispatch.enqueue_run(run.pk))
+    transaction.on_commit(lambda: dispatch.enqueue_run(run.pk, reply))
     return run
 
 

@@ -1,59 +1,55 @@
 """Following one run from async code: its text so far, each new piece, then the end.
 
-The REST API's server-sent events and the OpenAI-compatible gateway both read
-runs this way. :func:`follow` joins the run's channel group before it reads the
-snapshot (the partial text in the cache, or the finished row), the order the
-WebSocket consumer uses, so nothing streamed in between is lost; deltas carry
-offsets, so text already given is never given twice. When the layer is quiet
-for a while it re-reads the row, so a lost ``run.done`` can't hang a caller.
-
-The pending ``receive`` is never cancelled while following: channels_redis
-drops a channel's buffered messages when a receive on it is cancelled, so a
-timeout around each receive lost ``run.done`` under load (bench/gateway.py at
-N=50: dozens of answers 5 s late). One receive task stays pending across quiet
-periods instead, and is cancelled only when the caller leaves.
+The one way to follow a run: the gateway (as the run's caller, on its web
+process's reply channel), the REST API's server-sent events, the run page's
+and the playground's WebSockets (as watchers of the run's channel) all read
+runs through :func:`follow`. A watcher subscribes before it reads the snapshot
+(the partial text, or the finished row), so nothing streamed in between is
+lost; a caller needs no snapshot, since its reply channel keeps what arrived
+before it asked. Deltas carry offsets, so text already given is never given
+twice. When nothing arrives for a while the row is re-read, so a lost
+``run.done`` can't hang a caller.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 
-from apps.inference.executor import final_message
+from apps.inference import feed
 from apps.inference.models import ChatRun
-from apps.inference.relay import partial_output, run_group
+from apps.inference.outcome import final_message
 
 QUIET_CHECK_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
 class RunEvent:
-    """``text``: new output; ``quiet``: nothing for a while; ``done``: the run
-    finished, ``final`` is its :func:`~apps.inference.executor.final_message`
-    (the same dict the worker broadcasts, so the end costs no database read)."""
+    """``text``: new output starting at ``offset``; ``quiet``: nothing for a while;
+    ``done``: the run finished, ``final`` is its
+    :func:`~apps.inference.outcome.final_message` (the dict the worker sends)."""
 
     kind: str
     text: str = ""
     final: dict | None = None
+    offset: int = 0
 
 
-def _load_sync(run_id: int) -> ChatRun:
-    return ChatRun.objects.select_related("prompt_version").get(pk=run_id)
+def _final_sync(run_id: int) -> dict | None:
+    run = ChatRun.objects.select_related("prompt_version").get(pk=run_id)
+    if not run.is_finished:
+        return None
+    return final_message(run, list(run.usage_records.all()))
 
 
-@database_sync_to_async
-def _final_if_finished(run_id: int) -> dict | None:
-    run = _load_sync(run_id)
-    return final_message(run) if run.is_finished else None
+_final_if_finished = database_sync_to_async(_final_sync)
 
 
 @database_sync_to_async
 def _snapshot(run_id: int) -> tuple[dict | None, str]:
-    partial = partial_output(run_id)
-    run = _load_sync(run_id)
-    return (final_message(run) if run.is_finished else None), partial
+    partial = feed.partial_output(run_id)
+    return _final_sync(run_id), partial
 
 
 class _Text:
@@ -62,56 +58,67 @@ class _Text:
     def __init__(self):
         self.sent = 0
 
-    def piece(self, offset: int, delta: str) -> str:
+    def piece(self, offset: int, delta: str) -> RunEvent | None:
         end = offset + len(delta)
         if end <= self.sent or offset > self.sent:
-            return ""
-        text = delta[self.sent - offset :]
+            return None
+        event = RunEvent("text", delta[self.sent - offset :], offset=self.sent)
         self.sent = end
-        return text
+        return event
 
-    def rest_of(self, output: str) -> str:
+    def rest_of(self, output: str) -> RunEvent | None:
         return self.piece(0, output)
 
 
 async def follow(
-    run_id: int, *, quiet_seconds: float = QUIET_CHECK_SECONDS
-) -> AsyncIterator[RunEvent]:
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    group = run_group(run_id)
-    await layer.group_add(group, channel)
+    run_id: int, *, reply: bool = False, quiet_seconds: float = QUIET_CHECK_SECONDS
+) -> AsyncGenerator[RunEvent]:
+    """The run's events, subscribed when this returns (so a page can announce the run
+    and then stream it without a gap). ``reply``: this process is the run's caller
+    (its task names this process's reply channel); otherwise watch the run's channel.
+    Iterate the result to the end or ``aclose()`` it, which unsubscribes."""
+    hub = await feed.hub()
+    queue = hub.expect(run_id) if reply else await hub.watch(run_id)
+    return _events(hub, run_id, queue, reply=reply, quiet_seconds=quiet_seconds)
+
+
+async def _events(
+    hub: feed.Hub, run_id: int, queue: asyncio.Queue, *, reply: bool, quiet_seconds: float
+) -> AsyncGenerator[RunEvent]:
     text = _Text()
-    receiver: asyncio.Future | None = None
     try:
-        final, partial = await _snapshot(run_id)
-        if final is not None:
-            if rest := text.rest_of(final["output"]):
-                yield RunEvent("text", rest)
-            yield RunEvent("done", final=final)
-            return
-        if partial := text.rest_of(partial):
-            yield RunEvent("text", partial)
+        if not reply:
+            final, partial = await _snapshot(run_id)
+            if final is not None:
+                if rest := text.rest_of(final["output"]):
+                    yield rest
+                yield RunEvent("done", final=final)
+                return
+            if piece := text.rest_of(partial):
+                yield piece
         while True:
-            if receiver is None:
-                receiver = asyncio.ensure_future(layer.receive(channel))
-            done, _pending = await asyncio.wait({receiver}, timeout=quiet_seconds)
-            if done:
-                message, receiver = receiver.result(), None
-            else:
+            try:
+                message = await asyncio.wait_for(queue.get(), quiet_seconds)
+            except TimeoutError:
                 message = await _final_if_finished(run_id)
                 if message is None:
                     yield RunEvent("quiet")
                     continue
             if message.get("type") == "run.delta":
                 if piece := text.piece(message["offset"], message["delta"]):
-                    yield RunEvent("text", piece)
+                    yield piece
             elif message.get("type") == "run.done":
-                if rest := text.rest_of(message["output"]):
-                    yield RunEvent("text", rest)
+                if rest := text.rest_of(message["output"] or ""):
+                    yield rest
                 yield RunEvent("done", final=message)
                 return
     finally:
-        if receiver is not None:
-            receiver.cancel()
-        await layer.group_discard(group, channel)
+        if reply:
+            hub.done_with(run_id)
+        else:
+            await hub.unwatch(run_id, queue)
+
+
+def delta_message(run_id: int, event: RunEvent) -> dict:
+    """A text event as the browser pages receive it (they trim by offset too)."""
+    return {"type": "run.delta", "run_id": run_id, "delta": event.text, "offset": event.offset}

@@ -19,10 +19,13 @@ class RunTask(Task):
 
     def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
         from apps.inference.executor import fail_unfinished
+        from apps.inference.feed import Reply
 
         run_id = args[0] if args else kwargs.get("run_id")
+        channel = args[1] if len(args) > 1 else kwargs.get("reply_channel")
+        deltas = args[2] if len(args) > 2 else kwargs.get("reply_deltas", True)
         if run_id is not None:
-            fail_unfinished(run_id)
+            fail_unfinished(run_id, reply=Reply(channel, deltas) if channel else None)
 
 
 @shared_task(
@@ -36,10 +39,14 @@ class RunTask(Task):
     retry_jitter=True,
     max_retries=8,
 )
-def execute_run(run_id: int) -> str:
+def execute_run(run_id: int, reply_channel: str | None = None, reply_deltas: bool = True) -> str:
+    """``reply_channel``: the web process whose request waits for this run (see
+    apps/inference/feed.py); ``reply_deltas``: whether that caller streams."""
     from apps.inference.executor import execute
+    from apps.inference.feed import Reply
 
-    outcome = execute(run_id)
+    reply = Reply(reply_channel, reply_deltas) if reply_channel else None
+    outcome = execute(run_id, reply)
     logger.info("run executed", extra={"run_id": run_id, "outcome": outcome})
     return outcome
 

@@ -8,8 +8,8 @@ from channels.testing import WebsocketCommunicator
 
 from apps.assistants import services as assistants
 from apps.conversations.models import Message
+from apps.inference import feed
 from apps.inference.models import ChatRun
-from apps.inference.relay import group_send, run_group
 from apps.inference.tests.factories import local_backend, team_with_admin
 from apps.teams.consumers import CLOSE_FORBIDDEN
 from apps.teams.models import Role
@@ -95,9 +95,10 @@ def test_send_starts_a_turn_and_streams_the_runs_messages(bot):
         await comm.connect()
         await comm.send_json_to({"action": "send", "conversation": None, "content": "Hello"})
         turn = json.loads(await comm.receive_from(timeout=5))
-        await database_sync_to_async(group_send)(
-            run_group(turn["run_id"]),
+        await database_sync_to_async(feed.publish)(
+            turn["run_id"],
             {"type": "run.delta", "run_id": turn["run_id"], "delta": "Hi", "offset": 0},
+            reply=None,
         )
         delta = json.loads(await comm.receive_from(timeout=5))
         await comm.disconnect()

@@ -6,8 +6,8 @@ import pytest
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 
+from apps.inference import feed
 from apps.inference.models import ChatRun
-from apps.inference.relay import group_send, run_group
 from apps.inference.tests.factories import local_backend, team_with_admin
 from apps.teams.consumers import CLOSE_FORBIDDEN
 from conftest import run_async as run
@@ -46,15 +46,14 @@ def test_member_gets_state_then_relayed_deltas():
         connected, _ = await comm.connect()
         assert connected
         state = json.loads(await comm.receive_from(timeout=5))
-        await database_sync_to_async(group_send)(
-            run_group(chat_run.pk), {"type": "run.delta", "run_id": chat_run.pk, "delta": "Hel"}
-        )
+        message = {"type": "run.delta", "run_id": chat_run.pk, "delta": "Hel", "offset": 0}
+        await database_sync_to_async(feed.publish)(chat_run.pk, message, reply=None)
         delta = json.loads(await comm.receive_from(timeout=5))
         await comm.disconnect()
         return state, delta
 
     state, delta = run(scenario())
-    assert state == {"type": "run.state", "status": "running", "output": ""}
+    assert state == {"type": "run.state", "status": "running"}
     assert delta["delta"] == "Hel"
 
 
@@ -67,8 +66,10 @@ def test_finished_run_sends_its_final_message_on_connect():
         comm = communicator(admin, chat_run.pk)
         await comm.connect()
         await comm.receive_from(timeout=5)
+        text = json.loads(await comm.receive_from(timeout=5))
         final = json.loads(await comm.receive_from(timeout=5))
         await comm.disconnect()
+        assert (text["type"], text["delta"], text["offset"]) == ("run.delta", "done", 0)
         return final
 
     final = run(scenario())
@@ -100,21 +101,23 @@ def test_late_joiner_gets_what_was_streamed_so_far_then_offsets_continue():
         comm = communicator(admin, chat_run.pk)
         await comm.connect()
         state = json.loads(await comm.receive_from(timeout=5))
+        so_far = json.loads(await comm.receive_from(timeout=5))
         relay.pending.append(" world")
         await database_sync_to_async(relay.flush)()
         delta = json.loads(await comm.receive_from(timeout=5))
         await comm.disconnect()
-        return state, delta
+        return state, so_far, delta
 
-    state, delta = run(scenario())
+    state, so_far, delta = run(scenario())
     relay.forget()
-    assert state["output"] == "Hello"
+    assert state == {"type": "run.state", "status": "running"}
+    assert (so_far["offset"], so_far["delta"]) == (0, "Hello")
     assert (delta["offset"], delta["delta"]) == (5, " world")
 
 
 def test_an_idle_socket_survives_past_the_layers_blocking_read():
-    """The Redis layer blocks 5 s per read; a socket timeout at or below that used to
-    crash the consumer and drop the browser's connection after 5 idle seconds."""
+    """Quiet for longer than the follower's re-read of the row (5 s) and Redis's
+    blocking read: the socket stays open and still gets the next piece."""
     import asyncio
 
     chat_run, admin = make_run(status="running")
@@ -126,9 +129,10 @@ def test_an_idle_socket_survives_past_the_layers_blocking_read():
         await comm.connect()
         await comm.receive_from(timeout=5)
         await asyncio.sleep(7)
-        await database_sync_to_async(group_send)(
-            run_group(chat_run.pk),
+        await database_sync_to_async(feed.publish)(
+            chat_run.pk,
             {"type": "run.delta", "run_id": chat_run.pk, "delta": "late", "offset": 0},
+            reply=None,
         )
         delta = json.loads(await comm.receive_from(timeout=5))
         await comm.disconnect()

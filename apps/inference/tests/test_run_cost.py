@@ -93,6 +93,9 @@ def test_the_broadcast_final_message_carries_the_ledger_sum(setup):
         await comm.receive_from(timeout=5)  # the state
         await database_sync_to_async(finish_watched)(run.pk, backend)
         done = json.loads(await comm.receive_from(timeout=5))
+        if done["type"] == "run.delta":  # the output first, then the end
+            assert done["delta"] == "hi"
+            done = json.loads(await comm.receive_from(timeout=5))
         await comm.disconnect()
         return done
 
@@ -110,6 +113,8 @@ def connect_finished(user, run) -> dict:
         await comm.connect()
         await comm.receive_from(timeout=5)
         final = json.loads(await comm.receive_from(timeout=5))
+        while final["type"] == "run.delta":  # the output comes first, then the end
+            final = json.loads(await comm.receive_from(timeout=5))
         await comm.disconnect()
         return final
 

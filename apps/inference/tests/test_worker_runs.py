@@ -1,16 +1,13 @@
 """Runs end to end: a real Celery worker on Redis calls the simulator over HTTP
 with the official openai SDK; results are read back from PostgreSQL."""
 
-import asyncio
 import time
 
 import pytest
-from channels.layers import get_channel_layer
-from django.db import transaction
 
 from apps.inference import services, textgen
 from apps.inference.models import Backend, ChatRun, RunAttempt, RunStatus
-from apps.inference.relay import run_group
+from apps.inference.streaming import delta_message, follow
 from apps.inference.tasks import execute_run
 from apps.inference.tests.factories import simulator_backend, team_with_admin
 from conftest import run_async
@@ -55,24 +52,27 @@ def test_plain_completion(celery_worker, simulator):
     assert attempt.succeeded and attempt.total_tokens == run.total_tokens
 
 
-def test_stream_is_relayed_to_the_runs_group(celery_worker, simulator):
+def test_stream_is_relayed_to_the_runs_watchers(celery_worker, simulator):
     simulator.config.tokens_per_second = 60
     team, admin = team_with_admin()
     backend = simulator_backend(team, admin, simulator)
-    layer = get_channel_layer()
-    channel = run_async(layer.new_channel())
-    with transaction.atomic():  # join the group before the commit hands the run to the worker
-        run = create(team, admin, backend, parameters={"max_tokens": 10})
-        run_async(layer.group_add(run_group(run.pk), channel))
+    run = ChatRun.objects.create(  # not handed to the worker yet: watch first
+        team=team,
+        backend=backend,
+        model="sim-small",
+        messages=HELLO,
+        parameters={"max_tokens": 10},
+    )
 
     async def collect():
+        events = await follow(run.pk)
+        execute_run.delay(run.pk)
         deltas = []
-        while True:
-            message = await asyncio.wait_for(layer.receive(channel), 30)
-            if message["type"] == "run.delta":
-                deltas.append(message)
-            elif message["type"] == "run.done":
-                return deltas, message
+        async for event in events:
+            if event.kind == "text":
+                deltas.append(delta_message(run.pk, event))
+            elif event.kind == "done":
+                return deltas, event.final
 
     deltas, final = run_async(collect())
     assert len(deltas) > 1, "tokens arrive in several messages, not one at the end"
