@@ -12,13 +12,13 @@ import time
 from dataclasses import dataclass
 
 from apps.assistants import resolution
-from apps.assistants.models import Assistant
 from apps.assistants.selectors import assistants_for_team
+from apps.gateway import routing
 from apps.gateway.errors import GatewayError
 from apps.gateway.requests import ChatRequest
 from apps.inference import services as inference
 from apps.inference.models import ChatRun
-from apps.inference.selectors import backend_serving, backends_for_team
+from apps.inference.selectors import backends_for_team
 from apps.keys import limits
 from apps.teams.permissions import Action, require, require_use_of
 
@@ -39,19 +39,19 @@ def model_not_found(model: str) -> GatewayError:
     )
 
 
-def _assistant_named(team, name: str) -> Assistant | None:
-    return assistants_for_team(team).filter(slug=name).first()
-
-
-def _assistant_run(actor, team, assistant: Assistant, chat: ChatRequest) -> ChatRun:
+def _assistant_run(actor, team, found: routing.AssistantRoute, chat: ChatRequest, reply) -> ChatRun:
+    assistant, backend, version = found.for_request()
     require_use_of(actor, assistant=assistant)
-    if assistant.backend_id is None:
+    if backend is None:
         raise GatewayError(400, "This assistant has no backend.", param="model")
-    resolved = resolution.resolve(assistant, variables=chat.variables)
+    missing = found.missing_prompt_error()
+    if missing is not None:
+        raise missing
+    resolved = resolution.resolve(assistant, variables=chat.variables, version=version)
     return inference.run_create(
         team=team,
         actor=actor,
-        backend_id=assistant.backend_id,
+        backend=backend,  # the cached one: run_create re-reads it only if it is disabled
         model=assistant.model,
         messages=[*resolved.messages, *chat.messages],
         parameters={**resolved.parameters, **assistant.parameters(), **chat.parameters},
@@ -59,30 +59,35 @@ def _assistant_run(actor, team, assistant: Assistant, chat: ChatRequest) -> Chat
         assistant=assistant,
         prompt_version=resolved.prompt_version,
         end_user=chat.user,
+        reply=reply,
     )
 
 
-def chat_start(*, actor, chat: ChatRequest) -> Started:
+def chat_start(*, actor, chat: ChatRequest, reply=None) -> Started:
     """Resolve the name and start the run. Only ``run_create`` writes, in its own
-    transaction: the lookups before it need none (and a nested one cost a savepoint)."""
+    transaction: the lookups before it need none (and a nested one cost a savepoint).
+
+    The name comes from the process's routing cache (:mod:`apps.gateway.routing`), so a
+    warm request reaches ``run_create`` without a query; the key's own allow-lists are
+    checked per request, since they belong to the key, not to the team's routing."""
     team = actor.api_key.team
     require(actor, team, Action.USE)
     limits.require_request(actor.api_key)
-    assistant = _assistant_named(team, chat.model)
-    if assistant is not None:
-        run = _assistant_run(actor, team, assistant, chat)
+    found = routing.route(team, chat.model)
+    if isinstance(found, routing.AssistantRoute):
+        run = _assistant_run(actor, team, found, chat, reply)
+    elif found is None:
+        raise model_not_found(chat.model)
     else:
-        backend = backend_serving(team, chat.model)
-        if backend is None:
-            raise model_not_found(chat.model)
         run = inference.run_create(
             team=team,
             actor=actor,
-            backend=backend,
+            backend=found.for_request(),
             model=chat.model,
             messages=chat.messages,
             parameters=chat.parameters,
             end_user=chat.user,
+            reply=reply,
         )
     return Started(run=run, model=chat.model, created=int(time.time()))
 
