@@ -10,9 +10,9 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from apps.assistants.models import Assistant, InstructionsSource
+from apps.core import routing_versions
 from apps.core.errors import Conflict, NotFound, ServiceError
 from apps.events.outbox import emit
-from apps.gateway import routing
 from apps.inference import validation
 from apps.inference.selectors import backend_available_to
 from apps.prompts import rendering
@@ -146,7 +146,7 @@ def _unique_slug(team: Team, name: str, exclude: int | None = None) -> str:
 @transaction.atomic
 def assistant_create(*, team: Team, actor, name: str, **data) -> Assistant:
     require(actor, team, Action.EDIT)
-    routing.invalidate(team_id=team.pk)
+    routing_versions.invalidate(team_id=team.pk)
     assistant = Assistant(team=team, name=name, created_by=user_of(actor))
     _apply(assistant, data)
     _validate(assistant)
@@ -162,7 +162,7 @@ def assistant_create(*, team: Team, actor, name: str, **data) -> Assistant:
 @transaction.atomic
 def assistant_update(*, assistant: Assistant, actor, **data) -> Assistant:
     require(actor, assistant.team, Action.EDIT)
-    routing.invalidate(team_id=assistant.team_id)
+    routing_versions.invalidate(team_id=assistant.team_id)
     assistant = Assistant.objects.select_for_update().get(pk=assistant.pk)
     _apply(assistant, data)
     _validate(assistant)
@@ -175,7 +175,7 @@ def assistant_update(*, assistant: Assistant, actor, **data) -> Assistant:
 @transaction.atomic
 def assistant_duplicate(*, assistant: Assistant, actor, name: str | None = None) -> Assistant:
     require(actor, assistant.team, Action.EDIT)
-    routing.invalidate(team_id=assistant.team_id)
+    routing_versions.invalidate(team_id=assistant.team_id)
     copy = Assistant.objects.get(pk=assistant.pk)
     copy.pk = None
     copy.name = (name or f"{assistant.name} (copy)")[:100]
@@ -191,7 +191,7 @@ def assistant_duplicate(*, assistant: Assistant, actor, name: str | None = None)
 def assistant_remove(*, assistant: Assistant, actor) -> str:
     """Delete an assistant without history; one with runs or conversations is archived."""
     require(actor, assistant.team, Action.EDIT)
-    routing.invalidate(team_id=assistant.team_id)
+    routing_versions.invalidate(team_id=assistant.team_id)
     has_history = assistant.runs.exists() or assistant.conversations.exists()
     if has_history:
         Assistant.objects.filter(pk=assistant.pk).update(archived_at=timezone.now())
@@ -204,7 +204,7 @@ def assistant_remove(*, assistant: Assistant, actor) -> str:
 @transaction.atomic
 def assistant_restore(*, assistant: Assistant, actor) -> Assistant:
     require(actor, assistant.team, Action.EDIT)
-    routing.invalidate(team_id=assistant.team_id)
+    routing_versions.invalidate(team_id=assistant.team_id)
     Assistant.objects.filter(pk=assistant.pk).update(archived_at=None)
     assistant.refresh_from_db()
     return assistant

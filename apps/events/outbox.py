@@ -122,19 +122,18 @@ def emit(
         envelope.validate(envelope.build(row))
     # With Kafka, the insert trigger's NOTIFY (delivered on commit) wakes the relay.
     if not settings.KAFKA_BOOTSTRAP_SERVERS:
-        transaction.on_commit(lambda: deliver_directly([row.pk]))
+        transaction.on_commit(lambda: deliver_directly(row))
     return row
 
 
-def deliver_directly(sequences: list[int]) -> int:
-    """Embedded default: give committed rows to the channel layer and mark them published."""
+def deliver_directly(row: OutboxEvent) -> bool:
+    """Without Kafka: give a committed row to the channel layer and mark it published.
+    The row is the one just written (nothing else delivers rows in this mode), so it
+    is not read back; the stamp only touches it if nobody stamped it meanwhile."""
     from apps.events import realtime
 
-    rows = list(
-        OutboxEvent.objects.filter(pk__in=sequences, published_at__isnull=True).order_by("sequence")
+    realtime.deliver([envelope.build(row)])
+    stamped = OutboxEvent.objects.filter(pk=row.pk, published_at__isnull=True).update(
+        published_at=timezone.now()
     )
-    if not rows:
-        return 0
-    realtime.deliver([envelope.build(row) for row in rows])
-    OutboxEvent.objects.filter(pk__in=[r.pk for r in rows]).update(published_at=timezone.now())
-    return len(rows)
+    return bool(stamped)

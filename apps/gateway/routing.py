@@ -10,7 +10,8 @@ Why it is never stale: each entry is stamped with two routing versions kept in
 the Django cache (Redis in the full stack, so shared by every process): the
 team's and a global one, because a global backend serves every team. A request
 reads both in one ``MGET`` and uses its entry only when the stamp still
-matches. Every write that changes routing calls :func:`invalidate`, which sets
+matches. Every write that changes routing calls
+:func:`apps.core.routing_versions.invalidate`, which sets
 a fresh version once its transaction commits (not before: a process reloading
 in between would read the old rows and keep them under the new version). So a
 request that arrives after the commit's version write reloads, in every process.
@@ -31,18 +32,16 @@ fallbacks, prompt messages) are still shared and only ever read.
 """
 
 import logging
-import secrets
 import threading
 import time
 from dataclasses import dataclass
 
-from django.core.cache import cache
-from django.db import transaction
 from django.db.models.base import ModelState
 
 from apps.assistants import resolution
 from apps.assistants.models import Assistant
 from apps.assistants.selectors import assistants_for_team
+from apps.core import routing_versions
 from apps.core.errors import NotFound
 from apps.inference.models import Backend
 from apps.inference.selectors import backend_serving
@@ -52,14 +51,9 @@ logger = logging.getLogger(__name__)
 
 MAX_AGE_SECONDS = 1.0
 MAX_ENTRIES = 10_000  # names are the caller's: a flood of made-up ones must not grow memory
-GLOBAL_VERSION_KEY = "gateway-routing:global"
 
 _entries: dict[tuple[int, str], tuple[tuple[str, str], float, object]] = {}
 _entries_lock = threading.Lock()
-
-
-def _version_key(team_id: int) -> str:
-    return f"gateway-routing:team:{team_id}"
 
 
 def _clone(instance):
@@ -116,47 +110,12 @@ class ModelRoute:
 Route = AssistantRoute | ModelRoute | None
 
 
-def invalidate(*, team_id: int | None) -> None:
-    """Routing of ``team_id`` (None: every team, for a global backend) changes when the
-    current transaction commits; every process reloads it from its next request on.
-
-    Call it inside the write's transaction (or in autocommit, where it acts at once);
-    it does nothing if the transaction rolls back."""
-    key = GLOBAL_VERSION_KEY if team_id is None else _version_key(team_id)
-    transaction.on_commit(lambda: _bump(key))
-
-
-def _bump(key: str) -> None:
-    try:
-        cache.set(key, secrets.token_hex(8), timeout=None)
-    except Exception:  # the write has committed: don't fail it; the age limit catches up
-        logger.exception("gateway routing: version not bumped", extra={"key": key})
-
-
-def _stamp(team_id: int) -> tuple[str, str] | None:
-    """The team's and the global routing version, in one round trip when both exist;
-    None when the cache can't say (then nothing is served from or kept in memory)."""
-    keys = (_version_key(team_id), GLOBAL_VERSION_KEY)
-    try:
-        found = cache.get_many(keys)
-        if len(found) < len(keys):
-            for key in keys:
-                if key not in found:
-                    cache.add(key, secrets.token_hex(8), timeout=None)
-            found = cache.get_many(keys)
-    except Exception:
-        logger.warning("gateway routing: versions unavailable", exc_info=True)
-        return None
-    stamp = (found.get(keys[0]), found.get(keys[1]))
-    return None if None in stamp else stamp
-
-
 def route(team, name: str) -> Route:
     """What ``name`` means for the team right now; no SQL when this process has it.
 
     The stamp is read before the rows, so rows loaded while a change commits are
     kept under the old version and reloaded on the next request."""
-    stamp = _stamp(team.pk)
+    stamp = routing_versions.stamp(team.pk)
     key = (team.pk, name)
     now = time.monotonic()
     entry = _entries.get(key)

@@ -77,10 +77,10 @@ def claim(run_id: int) -> tuple[ChatRun, uuid.UUID] | None:
     """Take the run for this worker, or None when it is finished or alive elsewhere."""
     stale_before = timezone.now() - timedelta(seconds=settings.INFERENCE_STALE_SECONDS)
     with transaction.atomic():
-        # the team and backend come along: the run's events and the call need them
+        # what the call, the events and the final message need comes along
         run = (
             ChatRun.objects.select_for_update(of=("self",))
-            .select_related("team", "backend")
+            .select_related("team", "backend", "prompt_version")
             .filter(pk=run_id)
             .first()
         )
@@ -306,9 +306,41 @@ def _call_targets(run: ChatRun, token: uuid.UUID, watch: _Watch, deltas: DeltaRe
     )
 
 
-def write_final(run: ChatRun, outcome: Outcome, reply: feed.Reply | None = None) -> None:
-    """Store the outcome on the (locked) run and announce it after commit: the caller's
-    answer first, then the quota settlement, then the events."""
+FINAL_FIELDS = (
+    "status",
+    "output",
+    "tool_calls",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "usage_estimated",
+    "ttft_ms",
+    "error",
+    "error_code",
+    "served_backend",
+    "served_model",
+    "finished_at",
+    "latency_ms",
+    "heartbeat_at",
+)
+
+
+def write_final(
+    run: ChatRun,
+    outcome: Outcome,
+    reply: feed.Reply | None = None,
+    *,
+    claim_token: uuid.UUID | None = None,
+) -> bool:
+    """Store the outcome on the run and announce it after commit: the caller's answer
+    first, then the quota settlement, then the events. Call inside a transaction.
+
+    The run is either locked by the caller, or (``claim_token``) the one the claim
+    read: then the write is one UPDATE guarded by the token, and False (nothing
+    written) means another worker or the sweeper took the run meanwhile. Only the
+    outcome's columns are written, never the request's (messages can be large)."""
     result = outcome.result
     now = timezone.now()
     successful_or_last = outcome.attempts[-1] if outcome.attempts else None
@@ -332,7 +364,13 @@ def write_final(run: ChatRun, outcome: Outcome, reply: feed.Reply | None = None)
     if run.started_at:
         run.latency_ms = int((now - run.started_at).total_seconds() * 1000)
     run.heartbeat_at = None
-    run.save()
+    if claim_token is None:
+        run.save(update_fields=FINAL_FIELDS)
+    else:
+        values = {name: getattr(run, name) for name in FINAL_FIELDS}
+        guard = ChatRun.objects.filter(pk=run.pk, claim_token=claim_token, status=RunStatus.RUNNING)
+        if not guard.update(**values):
+            return False
     RunAttempt.objects.bulk_create(outcome.attempts)
     # billed once: the quota settlement and the event read the same records
     records = usage_ledger.record(run, outcome.attempts)
@@ -340,6 +378,7 @@ def write_final(run: ChatRun, outcome: Outcome, reply: feed.Reply | None = None)
     transaction.on_commit(lambda: feed.publish(run.pk, final, reply=reply))
     quotas.settle_run(run, records)
     run_events.finished(run, records)
+    return True
 
 
 def end_without_call(
@@ -376,15 +415,8 @@ def _execute_claimed(run: ChatRun, token: uuid.UUID, reply: feed.Reply | None) -
         return "lost-claim"
     deltas.flush()
     with transaction.atomic():
-        locked = (
-            ChatRun.objects.select_for_update(of=("self",))
-            .select_related("team", "prompt_version")
-            .get(pk=run.pk)
-        )
-        if locked.claim_token != token or locked.status != RunStatus.RUNNING:
+        if not write_final(run, outcome, reply, claim_token=token):
             return "lost-claim"
-        locked.backend = run.backend  # read at the claim; the row can't change its backend
-        write_final(locked, outcome, reply)
     deltas.forget()  # the stored output is the truth now
     if watch.cancelled:
         cache.delete(cancel_key(run.pk))

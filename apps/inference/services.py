@@ -15,10 +15,10 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
+from apps.core import routing_versions
 from apps.core.crypto import encrypt, last4
 from apps.core.errors import Conflict, ServiceError
 from apps.events.outbox import emit
-from apps.gateway import routing
 from apps.inference import dispatch, executor, validation
 from apps.inference.backends import KINDS, BackendError, client_for
 from apps.inference.models import Backend, BackendKind, ChatRun, RunStatus
@@ -141,7 +141,7 @@ def backend_create(
     *, team: Team | None, actor, kind: str, name: str, api_key: str = "", models=None, **fields
 ) -> Backend:
     _require_backend_admin(actor, team)
-    routing.invalidate(team_id=team.pk if team else None)
+    routing_versions.invalidate(team_id=team.pk if team else None)
     backend = Backend(team=team, kind=kind, created_by=user_of(actor))
     _apply(backend, {"name": name, **fields})
     _set_api_key(backend, api_key)
@@ -163,7 +163,7 @@ def backend_update(
     *, backend: Backend, actor, api_key: str | None = None, models=None, **fields
 ) -> Backend:
     _require_backend_admin(actor, backend.team)
-    routing.invalidate(team_id=backend.team_id)
+    routing_versions.invalidate(team_id=backend.team_id)
     backend = Backend.objects.select_for_update().get(pk=backend.pk)
     if "kind" in fields and fields["kind"] not in (None, backend.kind):
         raise ServiceError("The kind of a backend can't change; create a new one.", param="kind")
@@ -187,7 +187,7 @@ def backend_update(
 def backend_delete(*, backend: Backend, actor) -> str:
     """Delete a backend without history; one that served runs is disabled instead."""
     _require_backend_admin(actor, backend.team)
-    routing.invalidate(team_id=backend.team_id)
+    routing_versions.invalidate(team_id=backend.team_id)
     if backend.runs.exists() or ChatRun.objects.filter(served_backend=backend).exists():
         Backend.objects.filter(pk=backend.pk).update(enabled=False, updated_at=timezone.now())
         return "disabled"
@@ -223,7 +223,7 @@ def backend_models_refresh_by_id(backend_id: int) -> list[str] | None:
     Backend.objects.filter(pk=backend_id).update(
         model_ids=_clean_models(models), models_fetched_at=timezone.now()
     )
-    routing.invalidate(team_id=backend.team_id)
+    routing_versions.invalidate(team_id=backend.team_id)
     return models
 
 

@@ -10,9 +10,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from apps.core import routing_versions
 from apps.core.errors import Conflict, NotFound, ServiceError
 from apps.events.outbox import emit
-from apps.gateway import routing
 from apps.inference.validation import clean_parameters
 from apps.prompts import rendering
 from apps.prompts.models import (
@@ -113,7 +113,7 @@ def _writable(prompt: Prompt) -> None:
 
 def _insert_version(*, prompt: Prompt, actor, content: dict, commit_message: str) -> PromptVersion:
     """Append a version to a prompt whose row the caller holds locked."""
-    routing.invalidate(team_id=prompt.team_id)
+    routing_versions.invalidate(team_id=prompt.team_id)
     latest = prompt.versions.order_by("-number").first()
     if latest is not None and all(getattr(latest, key) == value for key, value in content.items()):
         raise ServiceError(
@@ -234,7 +234,7 @@ def version_create(
 def label_move(*, prompt: Prompt, actor, label: str, version: PromptVersion) -> PromptLabel:
     """Point a label at a version of the same prompt (creating the label if needed)."""
     require(actor, prompt.team, Action.EDIT)
-    routing.invalidate(team_id=prompt.team_id)
+    routing_versions.invalidate(team_id=prompt.team_id)
     name = clean_label_name(label)
     if version is None or version.prompt_id != prompt.pk:
         # Same answer for another prompt's and another team's version: ids don't leak.
@@ -277,7 +277,7 @@ def label_move(*, prompt: Prompt, actor, label: str, version: PromptVersion) -> 
 def label_delete(*, prompt: Prompt, actor, label: str) -> None:
     """Remove a label; its past moves stay in the history."""
     require(actor, prompt.team, Action.EDIT)
-    routing.invalidate(team_id=prompt.team_id)
+    routing_versions.invalidate(team_id=prompt.team_id)
     prompt = _lock(prompt)
     _writable(prompt)
     name = label.strip().lower() if isinstance(label, str) else ""

@@ -16,6 +16,7 @@ from apps.accounts.tests.factories import UserFactory
 from apps.assistants import services as assistants
 from apps.assistants.models import Assistant
 from apps.assistants.tests.factories import greeter_on_two_versions
+from apps.core import routing_versions
 from apps.core.errors import NotFound, ServiceError
 from apps.gateway import routing, services
 from apps.gateway.errors import GatewayError
@@ -265,7 +266,7 @@ def test_a_change_made_by_another_process_is_seen(greeter, committed):
     assert "temperature" not in start(actor, assistant.slug, variables=GREETING).parameters
 
     with committed():
-        routing.invalidate(team_id=team.pk)  # what that process's service did on commit
+        routing_versions.invalidate(team_id=team.pk)  # what that process's service did on commit
     assert start(actor, assistant.slug, variables=GREETING).parameters["temperature"] == 1.5
 
     # and for a global backend, whose version every team's entries carry
@@ -281,7 +282,7 @@ def test_a_change_made_by_another_process_is_seen(greeter, committed):
     assert start(actor, "shared-model").backend_id == shared.pk
     Backend.objects.filter(pk=shared.pk).update(enabled=False)
     with committed():
-        routing.invalidate(team_id=None)
+        routing_versions.invalidate(team_id=None)
     with pytest.raises(GatewayError) as caught:
         start(actor, "shared-model")
     assert caught.value.code == "model_not_found"
