@@ -3,13 +3,16 @@
 It writes an outbox row in the caller's transaction, so the event exists if
 and only if the change commits. With Kafka configured the relay publishes the
 row (a NOTIFY from the table's insert trigger, delivered by PostgreSQL only on
-commit and once per transaction, wakes it; see migration 0002); in the
-embedded default the row is handed straight to the channel layer on commit,
+commit and once per transaction, wakes it; see migration 0002); without
+Kafka the row is handed to the channel layer on commit (:func:`deliver_directly`),
 so the events page works the same without Kafka.
 """
 
 import json
 import logging
+import os
+import queue
+import threading
 from functools import cache
 
 from django.conf import settings
@@ -126,14 +129,74 @@ def emit(
     return row
 
 
-def deliver_directly(row: OutboxEvent) -> bool:
+def deliver_directly(row: OutboxEvent) -> None:
     """Without Kafka: give a committed row to the channel layer and mark it published.
-    The row is the one just written (nothing else delivers rows in this mode), so it
-    is not read back; the stamp only touches it if nobody stamped it meanwhile."""
+
+    With the in-memory layer (the embedded default) it is delivered here and now: that
+    layer lives on the ASGI server's loop. With Redis it goes to this process's
+    delivery thread, so the request or run that wrote it never waits on the hand-off
+    (it sat between a run's commit and its task, and between its claim and the
+    backend call); the thread delivers in commit order and batches what piles up."""
+    from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+    if isinstance(get_channel_layer(), InMemoryChannelLayer):
+        _deliver([row])
+    else:
+        _deliverer().put(row)
+
+
+def _deliver(rows: list[OutboxEvent]) -> int:
+    """Hand rows (already committed, not read back) to the channel layer and stamp them;
+    the stamp only touches rows nobody stamped meanwhile."""
     from apps.events import realtime
 
-    realtime.deliver([envelope.build(row)])
-    stamped = OutboxEvent.objects.filter(pk=row.pk, published_at__isnull=True).update(
-        published_at=timezone.now()
-    )
-    return bool(stamped)
+    realtime.deliver([envelope.build(row) for row in rows])
+    return OutboxEvent.objects.filter(
+        pk__in=[row.pk for row in rows], published_at__isnull=True
+    ).update(published_at=timezone.now())
+
+
+class _Deliverer:
+    """One daemon thread per process draining a queue of committed rows, in order."""
+
+    BATCH = 500
+
+    def __init__(self):
+        self.queue: queue.SimpleQueue[OutboxEvent] = queue.SimpleQueue()
+        self.pid = os.getpid()
+        self.thread = threading.Thread(target=self._run, name="events-direct", daemon=True)
+        self.thread.start()
+
+    def put(self, row: OutboxEvent) -> None:
+        self.queue.put(row)
+
+    def _run(self) -> None:
+        from django.db import close_old_connections
+
+        while True:
+            rows = [self.queue.get()]
+            while len(rows) < self.BATCH:
+                try:
+                    rows.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                _deliver(rows)
+            except Exception:  # a page missing live events must not stop the next ones
+                logger.warning("could not deliver %d events directly", len(rows), exc_info=True)
+            finally:
+                close_old_connections()
+                connection.close()  # back to the pool between batches
+
+
+_deliverer_instance: _Deliverer | None = None
+_deliverer_lock = threading.Lock()
+
+
+def _deliverer() -> _Deliverer:
+    global _deliverer_instance
+    with _deliverer_lock:
+        current = _deliverer_instance
+        if current is None or current.pid != os.getpid() or not current.thread.is_alive():
+            current = _deliverer_instance = _Deliverer()
+        return current
