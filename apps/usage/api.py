@@ -51,6 +51,7 @@ def _question(request, team_slug: str, query: UsageQuery):
         key=query.key,
         prompt_version=query.prompt_version,
     )
+    services.usage_rollups_catch_up()
     return team, window, filters
 
 

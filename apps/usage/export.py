@@ -20,7 +20,6 @@ from apps.keys.models import ApiKey
 from apps.prompts.models import PromptVersion
 from apps.usage import selectors
 from apps.usage.query import Filters, Window
-from apps.usage.selectors import Totals
 
 BATCH_SIZE = 2000
 RECORD_HEADER = [
@@ -166,16 +165,14 @@ def _names(model, ids, *values) -> dict:
 
 
 def aggregates_fetch(team, window: Window, filters: Filters, granularity: str) -> Fetch:
+    """Rollup rows with the ledger rows not folded yet merged in (so the file is
+    exact to the ledger as of each batch), whole buckets per batch."""
     hourly = granularity == "hour"
-    rows_of = selectors.hourly_rows if hourly else selectors.daily_rows
-    base = rows_of(team, window, filters).order_by("bucket", "pk")
 
     def fetch(after):
-        rows = base
-        if after is not None:
-            bucket, pk = after
-            rows = rows.filter(Q(bucket__gt=bucket) | Q(bucket=bucket, pk__gt=pk))
-        batch = list(rows[:BATCH_SIZE])
+        batch, upper = selectors.aggregate_batch(
+            team, window, filters, hourly=hourly, after=after, size=BATCH_SIZE
+        )
         assistants = _names(Assistant, [r.assistant_id for r in batch], "slug")
         keys = _names(ApiKey, [r.api_key_id for r in batch], "public_id")
         versions = {
@@ -186,7 +183,7 @@ def aggregates_fetch(team, window: Window, filters: Filters, granularity: str) -
         }
         lines = []
         for r in batch:
-            totals = Totals.from_sums({f"s_{k}": v for k, v in r.__dict__.items()})
+            totals = r.totals
             lines.append(
                 [
                     _local(r.bucket, window) if hourly else r.bucket.isoformat(),
@@ -208,7 +205,6 @@ def aggregates_fetch(team, window: Window, filters: Filters, granularity: str) -
                     totals.latency_p95_ms,
                 ]
             )
-        more = len(batch) == BATCH_SIZE
-        return lines, ((batch[-1].bucket, batch[-1].pk) if more else None)
+        return lines, upper
 
     return fetch

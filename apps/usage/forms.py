@@ -10,7 +10,7 @@ from apps.inference.models import Backend
 from apps.inference.selectors import backends_for_team
 from apps.keys.models import ApiKey
 from apps.prompts.models import PromptVersion
-from apps.usage.models import DailyRollup
+from apps.usage import selectors
 from apps.usage.query import RANGES
 
 CHOICE_DAYS = 45
@@ -39,18 +39,14 @@ class UsageFilterForm(forms.Form):
         # Choices from the last weeks' rollups and the backends' model lists: reading
         # every rollup row of a busy team to fill a drop-down would cost more than the
         # page itself. Whatever the URL asks for is always offered.
-        recent = DailyRollup.objects.filter(
-            team=team, bucket__gte=timezone.now().date() - timedelta(days=CHOICE_DAYS)
+        models, version_ids = selectors.recent_dimensions(
+            team, timezone.now().date() - timedelta(days=CHOICE_DAYS)
         )
-        models = set(recent.values_list("model", flat=True).distinct())
         for ids in backends_for_team(team).values_list("model_ids", flat=True):
             models.update(m for m in ids or [] if isinstance(m, str))
         asked = self.data.get("model") if self.is_bound else None
         models.update([asked] if asked else [])
         self.fields["model"].choices = everything + [(m, m) for m in sorted(models)]
-        version_ids = set(
-            recent.exclude(prompt_version_id=0).values_list("prompt_version_id", flat=True)
-        )
         asked_version = self.data.get("prompt_version") if self.is_bound else None
         if asked_version and str(asked_version).isdigit():
             version_ids.add(int(asked_version))

@@ -5,13 +5,16 @@ state (``executor.write_final``), which happens once per run thanks to the
 claim token; the one-to-one link to the attempt makes a second write fail at
 the database too. Cost is computed here at the attempt's time and stored, so a
 later price change never rewrites it.
+
+This is on every request's path, so it costs one INSERT for all of a run's
+attempts: prices come from the per-process cache (``pricing``) and the rollups
+are folded from the ledger later, in batches (``folding``), instead of two
+upserts per run that every worker would queue on for the same hot rows.
 """
 
 from decimal import Decimal
 
-from django.db import transaction
-
-from apps.usage import pricing, rollups
+from apps.usage import pricing
 from apps.usage.models import AttemptStatus, UsageRecord
 
 
@@ -77,10 +80,7 @@ def build(run, attempts) -> list[UsageRecord]:
 
 
 def record(run, attempts) -> list[UsageRecord]:
-    """Bill the run's attempts and add them to the rollups, in the caller's transaction."""
+    """Bill the run's attempts in the caller's transaction; returns the records written."""
     if not attempts:
         return []
-    with transaction.atomic(savepoint=False):
-        records = UsageRecord.objects.bulk_create(build(run, attempts))
-        rollups.add_records(records, run.team.zone)
-    return records
+    return UsageRecord.objects.bulk_create(build(run, attempts))

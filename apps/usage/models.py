@@ -1,14 +1,16 @@
 """Prices, the usage ledger (one row per backend attempt) and its rollups.
 
 The ledger is the truth and may be pruned (``USAGE_RETENTION_DAYS``); the
-rollups are what pages and the API read, kept current in the same transaction
-as each ledger row and never pruned. Cost is stored on every row when it is
-written, so a later price change never rewrites the past.
+rollups are folded from it in batches (``folding``), off the worker's hot path,
+and never pruned. Reads add the ledger rows not folded yet, so they are exact.
+Cost is stored on every row when it is written, so a later price change never
+rewrites the past.
 """
 
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.db.models.expressions import Expression
 from django.utils import timezone
 
 from apps.teams.models import Team
@@ -123,6 +125,27 @@ class Price(models.Model):
         return "team" if self.team_id else "global"
 
 
+class CurrentTransactionId(Expression):
+    """The inserting transaction's 64-bit id on PostgreSQL, as a column default.
+
+    Ledger ids come from a sequence when a row is inserted, but transactions commit
+    in another order, so "every id below N is folded" would skip a row whose
+    transaction was still open. Transaction ids tell the folder which writers can
+    still commit (``folding.horizon``). SQLite has one writer at a time, so its ids
+    are already in commit order: there the column stays NULL and the folder orders
+    by id.
+    """
+
+    allowed_default = True
+    output_field = models.BigIntegerField()
+
+    def as_sql(self, compiler, connection, **extra_context):
+        return "NULL", []
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return "(pg_current_xact_id()::text::bigint)", []
+
+
 class AttemptStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
@@ -178,10 +201,21 @@ class UsageRecord(models.Model):
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     occurred_at = models.DateTimeField(help_text="When the attempt ended.")
+    txid = models.BigIntegerField(
+        null=True,
+        editable=False,
+        db_default=CurrentTransactionId(),
+        help_text="The writing transaction (PostgreSQL): what folding into rollups orders by. "
+        "Empty on rows folded before folding existed, and on SQLite.",
+    )
 
     class Meta:
         ordering = ["-occurred_at", "-pk"]
         indexes = [
+            # the folder and the readers' unfolded tail: a range at the end of it
+            models.Index(
+                fields=["txid"], name="usage_record_fold", condition=models.Q(txid__isnull=False)
+            ),
             models.Index(fields=["team", "-occurred_at", "-id"], name="usage_record_team_time"),
             models.Index(fields=["occurred_at"], name="usage_record_time"),
             # the records list and CSV export filter by one of these and page by time;
@@ -202,6 +236,24 @@ class UsageRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model}: {self.total_tokens} tokens, {self.cost}"
+
+
+class FoldWatermark(models.Model):
+    """How far the ledger has been folded into the rollups: one row (pk 1).
+
+    Every ledger row whose position (``txid`` on PostgreSQL, ``id`` on SQLite) is
+    below ``position`` is in the rollups, every row at or above it is not: reads
+    add those to the rollups. ``folds`` changes in the same transaction as the
+    rollups, so a reader that sees the same value before and after its queries
+    read rollups and tail as of one moment.
+    """
+
+    position = models.BigIntegerField(default=0)
+    folds = models.BigIntegerField(default=0)
+    folded_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"folded below {self.position} ({self.folds} folds)"
 
 
 class Rollup(models.Model):

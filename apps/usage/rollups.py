@@ -1,16 +1,18 @@
-"""Hourly and daily sums kept current as ledger rows arrive, and percentiles from them.
+"""Hourly and daily sums of ledger rows, and percentiles from them.
 
-Each ledger write adds its numbers to one hourly and one daily row per
-combination of dimensions with ``INSERT ... ON CONFLICT DO UPDATE SET x = x +
-EXCLUDED.x``: the database either inserts the row or locks the existing one
-and adds to its latest committed values, so concurrent writers never lose an
-increment. Rows are always taken in the same order (hourly before daily, then
-by key) so two transactions touching the same rows can't deadlock. The
-statement is the same on SQLite, which keeps the embedded default on this path.
+The folder (``folding.fold``) adds a batch of ledger rows to one hourly and one
+daily row per combination of dimensions with ``INSERT ... ON CONFLICT DO UPDATE
+SET x = x + EXCLUDED.x``: the database either inserts the row or locks the
+existing one and adds to its latest committed values, so another writer (a
+second folder, the bench) never loses an increment. Rows are always taken in
+the same order (hourly before daily, then by key) so two transactions touching
+the same rows can't deadlock. The statement is the same on SQLite, which keeps
+the embedded default on this path. Readers add the rows not folded yet with the
+same ``Sums`` and buckets, so both halves count alike.
 """
 
 from bisect import bisect_left
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -63,7 +65,7 @@ def latency_field(latency_ms: int) -> str:
 class Sums:
     values: dict = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
 
-    def add(self, record: UsageRecord) -> None:
+    def add(self, record: UsageRecord) -> None:  # or a row with the same attributes
         v = self.values
         v["requests"] += 1
         v["errors"] += record.status == Status.FAILED
@@ -79,8 +81,17 @@ class Sums:
             v["latency_sum_ms"] += record.latency_ms
             v[latency_field(record.latency_ms)] += 1
 
+    def added_to(self, sums: Mapping | None = None) -> dict:
+        """``sums`` (aggregates named ``s_<counter>``, as the selectors read
+        rollups) plus these, under the same names."""
+        out = dict(sums or {})
+        for name, value in self.values.items():
+            out[f"s_{name}"] = (out.get(f"s_{name}") or 0) + value
+        return out
 
-def _key(record: UsageRecord) -> tuple:
+
+def dimensions(record) -> tuple:
+    """(model, assistant, prompt version, key) as rollups key them: 0 for none."""
     return (
         record.model,
         record.assistant_id or 0,
@@ -89,17 +100,25 @@ def _key(record: UsageRecord) -> tuple:
     )
 
 
-def add_records(records: Iterable[UsageRecord], zone: ZoneInfo) -> None:
-    """Add the records to their hourly and daily rows (in the caller's transaction)."""
+def add_records(records: Iterable, zone: ZoneInfo | Mapping[int, ZoneInfo]) -> None:
+    """Add the records (ledger rows, or rows with the same attributes) to their
+    hourly and daily rows, in the caller's transaction. ``zone`` is one zone for
+    all, or each team's zone by team id."""
     hourly: dict[tuple, Sums] = {}
     daily: dict[tuple, Sums] = {}
     for record in records:
-        dims = _key(record)
         team = record.team_id
-        hourly.setdefault((team, hour_start(record.occurred_at, zone), *dims), Sums()).add(record)
-        daily.setdefault((team, local_date(record.occurred_at, zone), *dims), Sums()).add(record)
+        at = zone if isinstance(zone, ZoneInfo) else zone[team]
+        dims = dimensions(record)
+        hourly.setdefault((team, hour_start(record.occurred_at, at), *dims), Sums()).add(record)
+        daily.setdefault((team, local_date(record.occurred_at, at), *dims), Sums()).add(record)
     _upsert(HourlyRollup, hourly)
     _upsert(DailyRollup, daily)
+
+
+# Rows per INSERT: 34 parameters each stays far below PostgreSQL's 65535 and
+# SQLite's 32766 bound parameters, for a fold batch of any size.
+UPSERT_ROWS = 500
 
 
 def _upsert(model, rows: Mapping[tuple, Sums]) -> None:
@@ -107,6 +126,13 @@ def _upsert(model, rows: Mapping[tuple, Sums]) -> None:
         return
     keys = ("team", "bucket", *DIMENSIONS)
     fields = [model._meta.get_field(name) for name in (*keys, *COUNTERS)]
+    ordered = sorted(rows)
+    for start in range(0, len(ordered), UPSERT_ROWS):
+        chunk = ordered[start : start + UPSERT_ROWS]
+        _upsert_rows(model, fields, keys, [(key, rows[key]) for key in chunk])
+
+
+def _upsert_rows(model, fields, keys, rows: Sequence[tuple[tuple, Sums]]) -> None:
     q = connection.ops.quote_name
     table = q(model._meta.db_table)
     columns = ", ".join(q(f.column) for f in fields)
@@ -114,8 +140,8 @@ def _upsert(model, rows: Mapping[tuple, Sums]) -> None:
     target = ", ".join(q(model._meta.get_field(name).column) for name in keys)
     updates = ", ".join(f"{q(c)} = {table}.{q(c)} + EXCLUDED.{q(c)}" for c in COUNTERS)
     params = []
-    for key in sorted(rows):
-        values = (*key, *(rows[key].values[name] for name in COUNTERS))
+    for key, sums in rows:
+        values = (*key, *(sums.values[name] for name in COUNTERS))
         params.extend(
             f.get_db_prep_value(value, connection) for f, value in zip(fields, values, strict=True)
         )

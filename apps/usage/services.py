@@ -1,4 +1,4 @@
-"""Writes for prices and for pruning the ledger.
+"""Writes for prices, folding the ledger into rollups, and pruning the ledger.
 
 Billing itself is ``ledger.record``, called by the worker inside the run's
 final transaction; everything here is what people and beat do.
@@ -15,6 +15,7 @@ from apps.core.errors import Conflict, ServiceError
 from apps.inference.models import Backend
 from apps.teams.models import Team
 from apps.teams.permissions import Action, require, user_of
+from apps.usage import folding
 from apps.usage.models import PRICE_DIGITS, Price, UsageRecord
 
 MAX_PRICE = Decimal(10) ** (PRICE_DIGITS["max_digits"] - PRICE_DIGITS["decimal_places"])
@@ -98,16 +99,33 @@ def price_override_create(
     )
 
 
+def usage_rollups_fold(*, batch_size: int | None = None) -> int:
+    """Add the ledger rows beyond the watermark to the rollups (beat, every couple
+    of seconds); returns how many went. Safe to run in several places at once."""
+    return folding.fold(batch_size=batch_size or folding.BATCH_SIZE)
+
+
+def usage_rollups_catch_up() -> int:
+    """Where nothing runs beat (the embedded default: tasks in-process), fold when
+    usage is read, so the tail the reads add stays short. Elsewhere beat folds and
+    reads don't write."""
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        return 0
+    return usage_rollups_fold()
+
+
 def usage_records_purge(*, older_than_days: int | None = None, batch_size: int | None = None):
     """Delete ledger rows older than the retention, a batch per statement (each its own
     transaction, so locks stay short and a large backlog never bloats one transaction).
-    Rollups are kept. Returns how many rows went."""
+    Rollups are kept; rows not folded into them yet are kept too, or their usage
+    would vanish from every summary. Returns how many rows went."""
     days = older_than_days if older_than_days is not None else settings.USAGE_RETENTION_DAYS
     size = batch_size or settings.USAGE_RETENTION_BATCH_SIZE
     cutoff = timezone.now() - timedelta(days=days)
+    done = folding.folded(folding.read_mark().position)
     deleted = 0
     while True:
-        batch = UsageRecord.objects.filter(occurred_at__lt=cutoff).order_by("occurred_at")
+        batch = UsageRecord.objects.filter(done, occurred_at__lt=cutoff).order_by("occurred_at")
         ids = list(batch.values_list("pk", flat=True)[:size])
         if not ids:
             return deleted

@@ -16,3 +16,12 @@ def purge_usage_records() -> int:
     if deleted:
         logger.info("usage records purged", extra={"deleted": deleted})
     return deleted
+
+
+@shared_task(ignore_result=True)
+def fold_usage_rollups() -> int:
+    """Beat runs this every couple of seconds: workers only append to the ledger,
+    this adds what they wrote to the rollups, in batches."""
+    from apps.usage.services import usage_rollups_fold
+
+    return usage_rollups_fold()

@@ -84,6 +84,7 @@ def chart_data(summary) -> dict:
 def usage_dashboard(request, team):
     form = UsageFilterForm(request.GET or None, team=team)
     window, filters, error = _question(team, form)
+    services.usage_rollups_catch_up()
     summary = selectors.usage_summary(team, window, filters)
     query = request.GET.urlencode() if error is None else ""
     api = f"/api/v1/teams/{team.slug}/usage"

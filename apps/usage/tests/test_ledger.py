@@ -1,4 +1,5 @@
-"""Billing through the real hook in ``write_final``: cost, flags and rollups."""
+"""Billing through the real hook in ``write_final``: cost, flags, and the rollups the
+ledger folds into."""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -10,7 +11,7 @@ from django.utils import timezone
 
 from apps.inference.models import RunAttempt, RunStatus
 from apps.inference.tests.factories import compatible_backend, local_backend, team_with_admin
-from apps.usage import ledger, pricing
+from apps.usage import folding, ledger, pricing
 from apps.usage.models import LATENCY_FIELDS, DailyRollup, HourlyRollup, UsageRecord
 from apps.usage.tests.factories import attempt, finish_run, price
 
@@ -45,6 +46,7 @@ def test_an_unpriced_model_costs_zero_and_says_so(setup):
     run = finish_run(team, admin, backend, model="no-price-model")
     record = UsageRecord.objects.get(run=run)
     assert record.cost == 0 and record.unpriced and record.price is None
+    folding.fold()
     assert HourlyRollup.objects.get(team=team).unpriced == 1
 
 
@@ -66,6 +68,7 @@ def test_every_attempt_is_a_record_and_only_failures_count_as_errors(setup):
         "failed",
         "succeeded",
     ]
+    folding.fold()
     rollup = DailyRollup.objects.get(team=team)
     assert (rollup.requests, rollup.errors, rollup.total_tokens) == (3, 2, 45)
     assert rollup.cost == Decimal(45) / 10**6
@@ -82,12 +85,14 @@ def test_a_cancelled_run_bills_what_was_produced(setup):
     )
     record = run.usage_records.get()
     assert record.status == "cancelled" and record.usage_estimated
+    folding.fold()
     assert DailyRollup.objects.get(team=team).errors == 0
 
 
 def test_a_run_cancelled_while_queued_bills_nothing(setup):
     team, admin, backend = setup
     finish_run(team, admin, backend, status=RunStatus.CANCELLED, attempts=[])
+    folding.fold()
     assert not UsageRecord.objects.exists()
     assert not HourlyRollup.objects.exists()
 
@@ -99,6 +104,7 @@ def test_an_attempt_is_billed_once_even_if_recorded_twice(setup):
     with pytest.raises(IntegrityError), transaction.atomic():
         ledger.record(run, attempts)
     assert UsageRecord.objects.count() == 1
+    folding.fold()
     assert DailyRollup.objects.get().requests == 1
 
 
@@ -112,6 +118,7 @@ def test_a_price_change_leaves_past_cost_unchanged(setup):
     assert first.usage_records.get().cost == Decimal("0.0002")
     assert first.usage_records.get().price == old
     assert second.usage_records.get().cost == Decimal("0.002")
+    folding.fold()
     assert DailyRollup.objects.get(team=team).cost == Decimal("0.0022")
     assert (
         pricing.price_for(team=team, backend=backend, model="sim-small", at=first.finished_at)
@@ -188,6 +195,7 @@ def test_rollups_equal_the_sums_of_records_per_bucket(setup):
                 attempt(10 + i, 5 * i, latency_ms=40 * i, at=base + timedelta(minutes=29 * i))
             ],
         )
+    assert folding.fold() == 12
     for model in (HourlyRollup, DailyRollup):
         for row in model.objects.all():
             assert row.requests == sum(getattr(row, f) for f in LATENCY_FIELDS)
@@ -215,6 +223,7 @@ def test_days_and_hours_follow_the_team_time_zone(setup):
     team.save()
     at = datetime(2026, 3, 10, 18, 45, tzinfo=UTC)  # 00:15 on the 11th in Kolkata
     finish_run(team, admin, backend, attempts=[attempt(at=at)])
+    folding.fold()
     assert DailyRollup.objects.get().bucket == datetime(2026, 3, 11).date()
     assert HourlyRollup.objects.get().bucket == datetime(2026, 3, 10, 18, 30, tzinfo=UTC)
 

@@ -1,4 +1,5 @@
-"""Retention prunes the ledger in batches and keeps the rollups."""
+"""Retention prunes the ledger in batches and keeps the rollups; rows not folded into
+them yet stay until they are."""
 
 from datetime import timedelta
 
@@ -9,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.inference.tests.factories import local_backend, team_with_admin
+from apps.usage import folding
 from apps.usage.models import DailyRollup, HourlyRollup, UsageRecord
 from apps.usage.services import usage_records_purge
 from apps.usage.tasks import purge_usage_records
@@ -32,6 +34,8 @@ def test_old_records_go_in_batches_and_rollups_stay(settings):
     for days in (400, 200, 45, 31):
         finish_run(team, admin, backend, attempts=[attempt(at=now - timedelta(days=days))] * 2)
     recent = finish_run(team, admin, backend, attempts=[attempt(at=now - timedelta(days=29))])
+    assert usage_records_purge(batch_size=3) == 0, "nothing is folded yet"
+    folding.fold()
     before = rollup_totals()
 
     with CaptureQueriesContext(connection) as queries:
@@ -49,6 +53,7 @@ def test_the_beat_task_uses_the_setting(settings):
     backend = local_backend(team, admin)
     finish_run(team, admin, backend, attempts=[attempt(at=timezone.now() - timedelta(days=401))])
     finish_run(team, admin, backend, attempts=[attempt(at=timezone.now() - timedelta(days=399))])
+    folding.fold()
     assert purge_usage_records() == 1
     assert UsageRecord.objects.count() == 1
     assert purge_usage_records() == 0
@@ -57,3 +62,10 @@ def test_the_beat_task_uses_the_setting(settings):
 def test_the_beat_schedule_runs_retention(settings):
     tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert "apps.usage.tasks.purge_usage_records" in tasks
+
+
+def test_the_beat_schedule_folds_the_ledger():
+    from portal.celery import app
+
+    tasks = {entry["task"]: entry["schedule"] for entry in app.conf.beat_schedule.values()}
+    assert tasks["apps.usage.tasks.fold_usage_rollups"] <= 5

@@ -1,5 +1,6 @@
 """Runs end to end on a real Celery worker against the simulator, then billed:
-streamed, cut and unreported-usage runs, and many runs at once."""
+streamed, cut and unreported-usage runs, and many runs at once; the rollups are
+read after folding the ledger, as beat would."""
 
 import threading
 from decimal import Decimal
@@ -10,6 +11,7 @@ from django.db.models import Count, Sum
 
 from apps.inference.tests.factories import simulator_backend, team_with_admin
 from apps.inference.tests.test_worker_runs import create, wait_finished
+from apps.usage import folding
 from apps.usage.models import DailyRollup, HourlyRollup, UsageRecord
 from apps.usage.tests.factories import attempt, finish_run, price
 
@@ -42,6 +44,7 @@ def test_a_streamed_run_is_billed_with_reported_tokens(celery_worker, simulator,
     assert record.completion_tokens == 12
     assert record.cost == expected_cost(record) > 0
     assert record.latency_ms is not None and record.ttft_ms is not None
+    folding.fold()
     rollup = DailyRollup.objects.get(team=team)
     assert (rollup.requests, rollup.cost, rollup.estimated) == (1, record.cost, 0)
 
@@ -67,6 +70,7 @@ def test_cached_prompt_tokens_the_backend_reports_are_billed_at_the_cached_price
         == (uncached * IN + 4 * Decimal("1.25") + record.completion_tokens * OUT) / 1_000_000
     )
     assert record.cost < expected_cost(record)
+    folding.fold()
     rollup = DailyRollup.objects.get(team=team)
     assert (rollup.cached_tokens, rollup.cost) == (4, record.cost)
 
@@ -87,6 +91,7 @@ def test_a_cut_stream_is_billed_for_what_was_produced_as_estimated(
     assert record.status == "failed" and record.usage_estimated
     assert record.completion_tokens == run.completion_tokens > 0
     assert record.cost == expected_cost(record) > 0
+    folding.fold()
     rollup = HourlyRollup.objects.get(team=team)
     assert (rollup.errors, rollup.estimated, rollup.cost) == (1, 1, record.cost)
 
@@ -111,6 +116,7 @@ def test_retries_are_each_a_record(celery_worker, simulator, priced):
     run = wait_finished(create(team, admin, backend).pk)
     statuses = list(run.usage_records.order_by("pk").values_list("status", "http_status"))
     assert statuses == [("failed", 500), ("succeeded", None)]
+    folding.fold()
     assert DailyRollup.objects.get(team=team).errors == 1
 
 
@@ -133,13 +139,15 @@ def test_concurrent_runs_on_the_worker_keep_rollups_equal_to_records(
     for run in runs:
         assert wait_finished(run.pk, timeout=60).status == "succeeded"
     assert UsageRecord.objects.filter(team=team).count() == 16
+    folding.fold()
     _assert_rollups_match_records(team)
     assert DailyRollup.objects.get(team=team).requests == 16
 
 
-def test_concurrent_writers_racing_on_a_new_rollup_row_lose_nothing(simulator):
-    """Threads that all create the same (new) hourly and daily rows at once: the
-    upsert serialises them on the row without losing an increment or deadlocking."""
+def test_concurrent_writers_and_folders_racing_on_a_new_rollup_row_lose_nothing(simulator):
+    """Threads that all bill runs into the same (new) hourly and daily rows at once,
+    each folding after every run: folders queue on the watermark and the upsert
+    serialises them on the row without losing an increment or deadlocking."""
     team, admin = team_with_admin()
     backend = simulator_backend(team, admin, simulator)
     price("sim-small", inp="1", out="1")
@@ -151,6 +159,7 @@ def test_concurrent_writers_racing_on_a_new_rollup_row_lose_nothing(simulator):
             start.wait()
             for _ in range(5):
                 finish_run(team, admin, backend, attempts=[attempt(3, 4), attempt(1, 1)])
+                folding.fold()
         except Exception as error:  # pragma: no cover - reported below
             errors.append(error)
         finally:
@@ -162,5 +171,6 @@ def test_concurrent_writers_racing_on_a_new_rollup_row_lose_nothing(simulator):
     for thread in threads:
         thread.join()
     assert not errors
+    folding.fold()
     assert DailyRollup.objects.get(team=team).requests == 80
     _assert_rollups_match_records(team)
