@@ -12,5 +12,4 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = (Queue("default"), Queue("inference"))
 # Model calls get their own queue and I/O-bound workers; everything else is "default".
 app.conf.task_routes = {"apps.inference.tasks.execute_run": {"queue": "inference"}}
-app.add_periodic_task(2.0, app.signature("apps.usage.tasks.fold_usage_rollups"), name="fold-usage")
 app.autodiscover_tasks()

@@ -292,6 +292,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(env_int("QUOTA_RECONCILE_SECONDS", 60)),
     },
     "purge-usage-records": {"task": "apps.usage.tasks.purge_usage_records", "schedule": 3600.0},
+    # Rollups are folded from the ledger in batches, not written per run (reads add
+    # the unfolded tail, so they stay exact).
+    "fold-usage-rollups": {
+        "task": "apps.usage.tasks.fold_usage_rollups",
+        "schedule": float(env_str("USAGE_FOLD_SECONDS", "2")),
+    },
     "events-safety-net": {"task": "apps.events.tasks.events_safety_net", "schedule": 30.0},
 }
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -307,7 +313,7 @@ INFERENCE_QUEUED_RESEND_SECONDS = env_int("INFERENCE_QUEUED_RESEND_SECONDS", 300
 INFERENCE_HEARTBEAT_SECONDS = env_int("INFERENCE_HEARTBEAT_SECONDS", 5)
 INFERENCE_RETRY_BASE_SECONDS = float(env_str("INFERENCE_RETRY_BASE_SECONDS", "0.5"))
 INFERENCE_RETRY_MAX_SECONDS = float(env_str("INFERENCE_RETRY_MAX_SECONDS", "20"))
-# Deltas of one run are coalesced into at most one channel-layer message per interval.
+# Deltas of one run are coalesced into at most one feed message per interval.
 INFERENCE_RELAY_INTERVAL_MS = env_int("INFERENCE_RELAY_INTERVAL_MS", 50)
 LOCAL_BACKEND_TOKENS_PER_SECOND = float(env_str("LOCAL_BACKEND_TOKENS_PER_SECOND", "40"))
 

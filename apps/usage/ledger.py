@@ -15,7 +15,7 @@ upserts per run that every worker would queue on for the same hot rows.
 from decimal import Decimal
 
 from apps.usage import pricing
-from apps.usage.models import AttemptStatus, UsageRecord
+from apps.usage.models import AttemptStatus, CurrentTransactionId, UsageRecord
 
 
 def billed_cost(usage_records) -> dict:
@@ -73,6 +73,7 @@ def build(run, attempts) -> list[UsageRecord]:
                 price=price,
                 latency_ms=attempt.latency_ms,
                 ttft_ms=attempt.ttft_ms,
+                txid=CurrentTransactionId(),  # the fold's position: apps/usage/folding.py
                 occurred_at=at,
             )
         )

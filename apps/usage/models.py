@@ -126,7 +126,7 @@ class Price(models.Model):
 
 
 class CurrentTransactionId(Expression):
-    """The inserting transaction's 64-bit id on PostgreSQL, as a column default.
+    """The inserting transaction's 64-bit id on PostgreSQL, as an inserted value.
 
     Ledger ids come from a sequence when a row is inserted, but transactions commit
     in another order, so "every id below N is folded" would skip a row whose
@@ -201,10 +201,12 @@ class UsageRecord(models.Model):
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     occurred_at = models.DateTimeField(help_text="When the attempt ended.")
+    # Set by the ledger on insert (``txid=CurrentTransactionId()``), not a column default:
+    # rows that workers of the release before folding write during an upgrade (they
+    # still upsert rollups themselves) stay NULL, so they are never folded twice.
     txid = models.BigIntegerField(
         null=True,
         editable=False,
-        db_default=CurrentTransactionId(),
         help_text="The writing transaction (PostgreSQL): what folding into rollups orders by. "
         "Empty on rows folded before folding existed, and on SQLite.",
     )

@@ -1,7 +1,9 @@
 """Rollups folded from the ledger in batches instead of an upsert per run.
 
 Rows already in the ledger are already in the rollups: their ``txid`` stays NULL
-(the column is added without a default, so no table rewrite) and the watermark
+(the column is added without a default, so no table rewrite; the ledger sets it on
+insert, so rows that workers of the previous release write during the upgrade, which
+upsert their rollups themselves, stay NULL too) and the watermark
 starts at this migration's transaction, so only rows written after it are
 folded. Adding the column on PostgreSQL waits for the ledger's open writers; new
 writers wait for this short transaction.
@@ -9,7 +11,6 @@ writers wait for this short transaction.
 
 from django.db import migrations, models
 
-import apps.usage.models
 
 TABLE = "usage_usagerecord"
 
@@ -17,10 +18,6 @@ TABLE = "usage_usagerecord"
 def add_txid_column(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(f"ALTER TABLE {TABLE} ADD COLUMN txid bigint NULL")
-        schema_editor.execute(
-            f"ALTER TABLE {TABLE} ALTER COLUMN txid "
-            "SET DEFAULT (pg_current_xact_id()::text::bigint)"
-        )
     else:
         schema_editor.execute(f'ALTER TABLE "{TABLE}" ADD COLUMN "txid" bigint NULL')
 
@@ -50,7 +47,6 @@ class Migration(migrations.Migration):
                     model_name="usagerecord",
                     name="txid",
                     field=models.BigIntegerField(
-                        db_default=apps.usage.models.CurrentTransactionId(),
                         editable=False,
                         help_text="The writing transaction (PostgreSQL): what folding into "
                         "rollups orders by. Empty on rows folded before folding existed, "

@@ -20,7 +20,7 @@ from django.utils import timezone
 from apps.inference.tests.factories import compatible_backend, team_with_admin
 from apps.keys.tests.factories import make_key
 from apps.usage import export, folding, selectors
-from apps.usage.models import DailyRollup, HourlyRollup, UsageRecord
+from apps.usage.models import CurrentTransactionId, DailyRollup, HourlyRollup, UsageRecord
 from apps.usage.query import Filters, window_for
 from apps.usage.tests.factories import attempt, finish_run, price
 
@@ -71,6 +71,7 @@ def raw_record(team, *, model="sim-small", tokens=3, key=None, at=None) -> Usage
         cost=Decimal(tokens) / (7 if model == "sim-small" else 3),
         latency_ms=40 * tokens,
         occurred_at=at or timezone.now(),
+        txid=CurrentTransactionId(),
     )
 
 
@@ -178,7 +179,8 @@ def test_a_row_committed_after_a_later_one_is_folded_once():
     def slow_writer():
         try:
             with transaction.atomic():
-                slow.extend(UsageRecord.objects.bulk_create([raw_record(team, tokens=11)]))
+                (row,) = UsageRecord.objects.bulk_create([raw_record(team, tokens=11)])
+                slow.append(UsageRecord.objects.get(pk=row.pk))  # with its txid
                 inserted.set()
                 release.wait(30)
         finally:
@@ -189,6 +191,7 @@ def test_a_row_committed_after_a_later_one_is_folded_once():
     try:
         assert inserted.wait(30)
         later = UsageRecord.objects.bulk_create([raw_record(team, tokens=4)])[0]
+        later.refresh_from_db()
         assert slow[0].id < later.id and slow[0].txid < later.txid
         assert folding.fold() == 0  # the open transaction holds the horizon
         assert folding.read_mark().position <= slow[0].txid
@@ -318,3 +321,17 @@ def test_two_folders_and_writers_at_once_fold_every_row_exactly_once():
     records = UsageRecord.objects.filter(team=team)
     assert totals.requests == records.count()
     assert totals.cost == records.aggregate(c=Sum("cost"))["c"].normalize()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_an_older_worker_writes_during_an_upgrade_is_not_folded_again():
+    """Workers of the release before folding upsert their rollups themselves and write
+    no txid; the fold must leave their rows alone, or an upgrade counts them twice."""
+    team, _admin = team_with_admin()
+    UsageRecord.objects.bulk_create([raw_record(team, tokens=4)])
+    old = raw_record(team, tokens=6)
+    old.txid = None  # as the previous release inserts it
+    UsageRecord.objects.bulk_create([old])
+    folding.fold()
+    assert HourlyRollup.objects.filter(team=team).aggregate(t=Sum("total_tokens"))["t"] == 8
+    assert not UsageRecord.objects.filter(txid__isnull=True).filter(folding.unfolded(0)).exists()
