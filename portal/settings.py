@@ -70,14 +70,20 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "apps.core.middleware.RequestIdMiddleware",
-    "django.middleware.security.SecurityMiddleware",
+    "apps.core.middleware.SecurityMiddleware",
     "apps.core.middleware.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "apps.core.middleware.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "apps.core.middleware.XFrameOptionsMiddleware",
+]
+# /v1 (the OpenAI-compatible gateway: a bearer key, JSON in and out, no session,
+# cookie or page) is served by its own handler with only this (portal/asgi.py).
+GATEWAY_MIDDLEWARE = [
+    "apps.core.middleware.RequestIdMiddleware",
+    "apps.core.middleware.SecurityMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"

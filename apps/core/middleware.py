@@ -1,4 +1,6 @@
-"""Request id middleware: every log line of one request carries the same id.
+"""The portal's middleware: request ids, static files, and Django's own made async.
+
+Request ids: every log line of one request carries the same id.
 
 An incoming ``X-Request-ID`` from a trusted proxy is kept when it looks sane,
 so the id follows a request across services; otherwise a new one is made.
@@ -12,6 +14,7 @@ import uuid
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings as django_settings
+from django.middleware import clickjacking, common, security
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 from apps.core.request_context import request_id_var
@@ -85,3 +88,32 @@ class StaticFilesMiddleware(WhiteNoiseMiddleware):
         if static_file is not None:
             return self.serve(static_file, request)
         return await self.get_response(request)
+
+
+class _InLoop:
+    """Run a Django middleware's hooks on the event loop under ASGI.
+
+    ``MiddlewareMixin`` runs ``process_request`` and ``process_response`` through
+    ``sync_to_async(thread_sensitive=True)``: two hops per middleware per request,
+    all onto the one thread-sensitive thread, which every async request then
+    queues for. These hooks only read settings and the request and set headers
+    (no database, no files), so they are safe to call inline."""
+
+    async def __acall__(self, request):
+        response = self.process_request(request) if hasattr(self, "process_request") else None
+        response = response or await self.get_response(request)
+        if hasattr(self, "process_response"):
+            response = self.process_response(request, response)
+        return response
+
+
+class SecurityMiddleware(_InLoop, security.SecurityMiddleware):
+    """Django's, with its hooks on the loop (see :class:`_InLoop`)."""
+
+
+class CommonMiddleware(_InLoop, common.CommonMiddleware):
+    """Django's, with its hooks on the loop (see :class:`_InLoop`)."""
+
+
+class XFrameOptionsMiddleware(_InLoop, clickjacking.XFrameOptionsMiddleware):
+    """Django's, with its hooks on the loop (see :class:`_InLoop`)."""

@@ -15,6 +15,7 @@ import logging
 
 from channels.db import database_sync_to_async
 from django.core.exceptions import PermissionDenied
+from django.db import close_old_connections
 from django.http import JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -48,13 +49,18 @@ def _authenticate_sync(request):
 
 
 def _start_sync(request, channel: str):
-    actor = _authenticate_sync(request)
-    chat = parse_chat(read_json(request))
-    reply = feed.Reply(channel, deltas=chat.stream)
     try:
-        return actor, chat, services.chat_start(actor=actor, chat=chat, reply=reply)
-    except Exception as exc:
-        raise translate(exc) from None
+        actor = _authenticate_sync(request)
+        chat = parse_chat(read_json(request))
+        reply = feed.Reply(channel, deltas=chat.stream)
+        try:
+            return actor, chat, services.chat_start(actor=actor, chat=chat, reply=reply)
+        except Exception as exc:
+            raise translate(exc) from None
+    finally:
+        # a pool thread, not the request's: give the connection back (or drop a
+        # broken one) as Django's request_finished would
+        close_old_connections()
 
 
 def _cancel_sync(actor, run) -> None:

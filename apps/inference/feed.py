@@ -38,6 +38,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
 
+from apps.core import shared_redis
+
 logger = logging.getLogger(__name__)
 PARTIAL_TTL_SECONDS = 3600
 EARLY_KEEP_SECONDS = 60.0
@@ -73,23 +75,10 @@ def _encode(message: dict) -> str:
 
 # --- the worker's side ---------------------------------------------------------
 
-_sync_client = None
-_sync_lock = threading.Lock()
-
 
 def _redis():
-    """One client (and so one thread-safe pool) per process; None without Redis."""
-    global _sync_client
-    if not settings.REDIS_URL:
-        return None
-    with _sync_lock:
-        if _sync_client is None:
-            import redis
-
-            _sync_client = redis.Redis.from_url(
-                settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5
-            )
-        return _sync_client
+    """The process's shared client; None without Redis (the embedded default)."""
+    return shared_redis.client() if settings.REDIS_URL else None
 
 
 def publish(run_id: int, message: dict, *, reply: Reply | None, partial: str | None = None) -> None:

@@ -32,13 +32,13 @@ from pathlib import Path
 import redis
 from django.conf import settings
 
+from apps.core import shared_redis
 from apps.core.errors import Unavailable
 from apps.quotas import local
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 MICROS = Decimal(1_000_000)
 _lock = threading.Lock()
-_client: redis.Redis | None = None
 _scripts: dict[str, object] = {}
 
 
@@ -64,13 +64,7 @@ def shared() -> bool:
 
 
 def client() -> redis.Redis:
-    global _client
-    with _lock:
-        if _client is None:
-            _client = redis.Redis.from_url(
-                settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2
-            )
-        return _client
+    return shared_redis.client()
 
 
 def _script(name: str):

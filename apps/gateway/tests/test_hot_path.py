@@ -237,3 +237,27 @@ def test_a_revoked_key_is_refused_at_once_by_every_web_process(
         refused = httpx2.get(f"{url}/v1/models", headers=headers)
         assert refused.status_code == 401, url
         assert refused.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_v1_has_its_own_short_middleware_chain(setup, asgi_live_server):
+    """/v1 skips the session, CSRF, auth, messages and frame middleware (hops onto the
+    one thread-sensitive thread each) but keeps request ids and security headers;
+    pages keep the whole chain."""
+    _team, _admin, _backend, _key, raw = setup
+    api = httpx2.get(
+        f"{asgi_live_server.url}/v1/models",
+        headers={"Authorization": f"Bearer {raw}", "X-Request-ID": "trace-me-1"},
+    )
+    assert api.status_code == 200
+    assert api.headers["X-Request-ID"] == "trace-me-1"
+    assert api.headers["X-Content-Type-Options"] == "nosniff"
+    assert "X-Frame-Options" not in api.headers and "set-cookie" not in api.headers
+    unknown = httpx2.post(f"{asgi_live_server.url}/v1/nowhere", headers={"X-Request-ID": "t2"})
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_url"
+    assert unknown.headers["X-Request-ID"] == "t2"
+
+    page = httpx2.get(f"{asgi_live_server.url}/accounts/login/")
+    assert page.status_code == 200
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert "csrftoken" in page.headers.get("set-cookie", "")
