@@ -261,3 +261,41 @@ def test_v1_has_its_own_short_middleware_chain(setup, asgi_live_server):
     assert page.headers["X-Frame-Options"] == "DENY"
     assert page.headers["X-Content-Type-Options"] == "nosniff"
     assert "csrftoken" in page.headers.get("set-cookie", "")
+
+
+def test_a_worker_killed_mid_call_is_retried_and_the_caller_still_gets_its_answer(
+    asgi_live_server, celery_workers, setup, simulator, settings
+):
+    """No token had reached the (non-streamed) caller, so the sweeper hands the run to
+    another worker; the request, waiting on its reply channel, gets that answer (the
+    re-read of the row when its channel is quiet), billed once. Never a hang."""
+    import threading
+
+    _team, _admin, _backend, _key, raw = setup
+    simulator.config.tokens_per_second = 8
+    first = celery_workers()
+    client = openai.OpenAI(
+        api_key=raw, base_url=f"{asgi_live_server.url}/v1", max_retries=0, timeout=60
+    )
+    answers: list = []
+    caller = threading.Thread(
+        target=lambda: answers.append(
+            client.chat.completions.create(model="sim-small", messages=HELLO)
+        )
+    )
+    caller.start()
+    deadline = time.monotonic() + 20
+    while not ChatRun.objects.filter(status=RunStatus.RUNNING).exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    first.kill()
+    settings.INFERENCE_STALE_SECONDS = 2
+    time.sleep(2.5)  # the dead worker's heartbeat goes stale
+    assert inference.runs_sweep()["requeued"] == 1
+    celery_workers()
+    caller.join(60)
+    (answer,) = answers
+    run = ChatRun.objects.get(pk=int(answer.id.removeprefix("chatcmpl-")))
+    assert run.status == RunStatus.SUCCEEDED and run.deliveries == 2
+    assert answer.choices[0].message.content == run.output
+    assert UsageRecord.objects.filter(run=run).count() == 1
