@@ -6,6 +6,7 @@ broker before pytest starts; these fixtures build on that.
 """
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -73,6 +74,35 @@ def kafka_bootstrap() -> str:
     if not settings.KAFKA_BOOTSTRAP_SERVERS:
         pytest.fail("KAFKA_BOOTSTRAP_SERVERS is not set: run the suite with `make test`.")
     return ",".join(settings.KAFKA_BOOTSTRAP_SERVERS)
+
+
+def database_url_for_processes() -> str:
+    """The test database as a DATABASE_URL, for processes the tests start."""
+    db = settings.DATABASES["default"]
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+@contextlib.contextmanager
+def uvicorn_process(env: dict, log_path: Path, port: int | None = None, log_level: str = "info"):
+    """``uvicorn portal.asgi:application`` as a process of its own; yields its URL."""
+    port = port or free_port()
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "uvicorn", "portal.asgi:application"),
+                *("--port", str(port), "--lifespan", "off", "--log-level", log_level),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for_port(port, timeout=30)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
 
 
 class AsgiLiveServer:
@@ -179,10 +209,9 @@ def celery_workers(transactional_db, tmp_path):
     from portal.celery import app
 
     app.control.purge()
-    db = settings.DATABASES["default"]
     base_env = {
         **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "DATABASE_URL": database_url_for_processes(),
         "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "EMAIL_FILE_PATH": str(tmp_path / "mail"),
         "SITE_URL": settings.SITE_URL,

@@ -171,8 +171,6 @@ class _Deliverer:
         self.queue.put(row)
 
     def _run(self) -> None:
-        from django.db import close_old_connections
-
         while True:
             rows = [self.queue.get()]
             while len(rows) < self.BATCH:
@@ -185,8 +183,7 @@ class _Deliverer:
             except Exception:  # a page missing live events must not stop the next ones
                 logger.warning("could not deliver %d events directly", len(rows), exc_info=True)
             finally:
-                close_old_connections()
-                connection.close()  # back to the pool between batches
+                connection.close()  # back to the pool (or dropped if broken) between batches
 
 
 _deliverer_instance: _Deliverer | None = None

@@ -91,9 +91,10 @@ def publish(run_id: int, message: dict, *, reply: Reply | None, partial: str | N
         if client is None:
             if partial is not None:
                 cache.set(_partial_key(run_id), partial, PARTIAL_TTL_SECONDS)
-            _local_publish(run_channel(run_id), message)
+            plain = json.loads(_encode(message))  # the same shape the Redis path delivers
+            _local_publish(run_channel(run_id), plain)
             if to_caller:
-                _local_publish(reply.channel, message)
+                _local_publish(reply.channel, plain)
             return
         data = _encode(message)
         pipe = client.pipeline(transaction=False)
@@ -285,6 +286,5 @@ def _local_publish(channel: str, message: dict) -> None:
     with _hubs_lock:
         hubs = [h for h in _hubs.values() if not h.loop.is_closed()]
     for target in hubs:
-        plain = json.loads(_encode(message))  # the same shape the Redis path delivers
         with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
-            target.loop.call_soon_threadsafe(target.deliver, channel, plain)
+            target.loop.call_soon_threadsafe(target.deliver, channel, message)

@@ -4,8 +4,6 @@ simulator and the ``openai`` SDK; nothing is mocked except the crash itself."""
 
 import json
 import os
-import subprocess
-import sys
 import time
 from datetime import timedelta
 
@@ -27,7 +25,7 @@ from apps.keys import services as keys
 from apps.keys.actor import KeyActor
 from apps.keys.tests.factories import make_key
 from apps.usage.models import UsageRecord
-from conftest import ROOT, free_port, wait_for_port
+from conftest import database_url_for_processes, uvicorn_process
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 HELLO = [{"role": "user", "content": "Hello there"}]
@@ -188,39 +186,9 @@ def test_a_web_process_dying_before_the_commit_leaves_nothing(setup, monkeypatch
 @pytest.fixture
 def second_web_process(tmp_path, asgi_live_server):
     """Another uvicorn process on the same database and Redis as the test's server."""
-    db = settings.DATABASES["default"]
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "DEBUG": "false",
-    }
-    log = open(tmp_path / "web2.log", "w")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "portal.asgi:application",
-            "--port",
-            str(port),
-            "--lifespan",
-            "off",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for_port(port, timeout=30)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
+    env = {**os.environ, "DATABASE_URL": database_url_for_processes(), "DEBUG": "false"}
+    with uvicorn_process(env, tmp_path / "web2.log", log_level="warning") as url:
+        yield url
 
 
 def test_a_revoked_key_is_refused_at_once_by_every_web_process(

@@ -23,7 +23,7 @@ from apps.keys.models import ApiKey, KeyPolicy
 from apps.keys.services import key_revoke
 from apps.teams.models import Role
 from apps.teams.tests.factories import TeamFactory, member_of
-from conftest import ROOT, free_port, wait_for_port
+from conftest import ROOT, free_port, uvicorn_process
 
 SCANNER_RE = r"aip_[a-z2-7]{12}_[A-Za-z0-9]{40}"
 
@@ -285,25 +285,7 @@ def test_headless_set_up_in_subprocesses_on_the_embedded_default(tmp_path):
     duplicate = manage("key_create", "--team", "platform", "--name", "ci")
     assert duplicate.returncode == 1 and duplicate.stdout == ""
 
-    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "portal.asgi:application",
-            "--port",
-            str(port),
-            "--lifespan",
-            "off",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for_port(port, timeout=30)
+    with uvicorn_process(env, tmp_path / "server.log", port):
         for key in (raw, as_json["key"]):
             client = openai.OpenAI(
                 base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0
@@ -316,10 +298,6 @@ def test_headless_set_up_in_subprocesses_on_the_embedded_default(tmp_path):
             model="local-echo", messages=[{"role": "user", "content": "Hello"}]
         )
         assert answer.choices[0].message.content
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        log.close()
     outputs.append((tmp_path / "server.log").read_text())
 
     everything = "".join(outputs)
