@@ -13,7 +13,7 @@ import os
 from asgiref.sync import SyncToAsync, sync_to_async
 from django.conf import settings
 
-from apps.inference import executor, feed
+from apps.inference import executor, feed, task_messages
 
 logger = logging.getLogger(__name__)
 _background_tasks: set = set()
@@ -45,10 +45,8 @@ def _execute_inline(run_id: int, reply: feed.Reply | None = None) -> None:
 
 def enqueue_run(run_id: int, reply: feed.Reply | None = None) -> None:
     """``reply``: where the run's caller waits, carried in the task."""
-    from apps.inference.tasks import execute_run
-
     if not settings.CELERY_TASK_ALWAYS_EAGER:
-        execute_run.apply_async(args=_task_args(run_id, reply))
+        task_messages.send(_task_args(run_id, reply))
         return
     loop = _server_loop()
     if loop is None:

@@ -14,6 +14,7 @@ retried or falls back, because the caller would see the answer twice; the run
 then keeps what was produced and its (estimated) usage.
 """
 
+import functools
 import logging
 import random
 import time
@@ -26,8 +27,9 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
+from apps.core import rows
 from apps.events import run_events
-from apps.inference import feed, tokens
+from apps.inference import feed, tokens, worker_rows
 from apps.inference.backends import BackendError, CallResult, Cancelled, client_for
 from apps.inference.models import Backend, ChatRun, RunAttempt, RunStatus
 from apps.inference.outcome import final_message
@@ -73,8 +75,52 @@ class LostClaim(Exception):
     """Another worker (or the sweeper) owns the run now; stop without writing."""
 
 
+CLAIM_FIELDS = ("status", "claim_token", "heartbeat_at", "started_at", "deliveries")
+
+
+@functools.cache
+def _claim_queued_sql() -> str:
+    """One UPDATE that takes a queued, uncancelled run and returns its row."""
+    meta = ChatRun._meta
+    column = {name: meta.get_field(name).column for name in (*CLAIM_FIELDS, "cancel_requested_at")}
+    # identifiers from the model's own metadata; every value is a parameter
+    return (
+        f"UPDATE {meta.db_table} SET {column['status']} = %s, "  # noqa: S608
+        f"{column['claim_token']} = %s, {column['heartbeat_at']} = %s, "
+        f"{column['started_at']} = COALESCE({column['started_at']}, %s), "
+        f"{column['deliveries']} = {column['deliveries']} + 1 "
+        f"WHERE {meta.pk.column} = %s AND {column['status']} = %s "
+        f"AND {column['cancel_requested_at']} IS NULL RETURNING *"
+    )
+
+
+def _claim_queued(run_id: int) -> tuple[ChatRun, uuid.UUID] | None:
+    """The claim of almost every run: a queued one nobody cancelled, taken in one
+    statement (no lock held across a round trip, no join), its team, backend and
+    prompt version from the process's rows (:mod:`apps.inference.worker_rows`).
+    None when the run is anything else: :func:`claim`'s locked read decides then."""
+    token, now = uuid.uuid4(), timezone.now()
+    prep = {name: ChatRun._meta.get_field(name) for name in ("claim_token", "heartbeat_at")}
+    token_value = prep["claim_token"].get_db_prep_value(token, connection)
+    now_value = prep["heartbeat_at"].get_db_prep_value(now, connection)
+    params = [RunStatus.RUNNING, token_value, now_value, now_value, run_id, RunStatus.QUEUED]
+    with transaction.atomic():
+        run = next(iter(ChatRun.objects.raw(_claim_queued_sql(), params)), None)
+        if run is None:
+            return None
+        run.team = worker_rows.team(run.team_id)
+        run.backend = worker_rows.backend(run.backend_id, team_id=run.team_id)
+        if run.prompt_version_id is not None:
+            run.prompt_version = worker_rows.prompt_version(run.prompt_version_id)
+        run_events.started(run)
+    return run, token
+
+
 def claim(run_id: int) -> tuple[ChatRun, uuid.UUID] | None:
     """Take the run for this worker, or None when it is finished or alive elsewhere."""
+    claimed = _claim_queued(run_id)
+    if claimed is not None:
+        return claimed
     stale_before = timezone.now() - timedelta(seconds=settings.INFERENCE_STALE_SECONDS)
     with transaction.atomic():
         # what the call, the events and the final message need comes along
@@ -212,6 +258,24 @@ def _attempt(
     )
 
 
+def _call(client, run: ChatRun, target: Target, watch: _Watch, deltas: DeltaRelay) -> CallResult:
+    """Streamed from the backend only when someone reads the deltas."""
+    if not deltas.live:
+        return client.complete_chat(
+            model=target.model,
+            messages=run.messages,
+            params=run.parameters,
+            should_stop=watch.should_stop,
+        )
+    return client.stream_chat(
+        model=target.model,
+        messages=run.messages,
+        params=run.parameters,
+        on_delta=deltas.push,
+        should_stop=watch.should_stop,
+    )
+
+
 def _call_targets(run: ChatRun, token: uuid.UUID, watch: _Watch, deltas: DeltaRelay) -> Outcome:
     attempts: list[RunAttempt] = []
     last_error: BackendError | None = None
@@ -229,14 +293,7 @@ def _call_targets(run: ChatRun, token: uuid.UUID, watch: _Watch, deltas: DeltaRe
         for retry in range(target.backend.max_retries + 1):
             started = timezone.now()
             try:
-                client = client_for(target.backend)
-                result = client.stream_chat(
-                    model=target.model,
-                    messages=run.messages,
-                    params=run.parameters,
-                    on_delta=deltas.push,
-                    should_stop=watch.should_stop,
-                )
+                result = _call(client_for(target.backend), run, target, watch, deltas)
             except Cancelled as stop:
                 attempts.append(
                     _attempt(
@@ -368,12 +425,9 @@ def write_final(
     run.heartbeat_at = None
     if claim_token is None:
         run.save(update_fields=FINAL_FIELDS)
-    else:
-        values = {name: getattr(run, name) for name in FINAL_FIELDS}
-        guard = ChatRun.objects.filter(pk=run.pk, claim_token=claim_token, status=RunStatus.RUNNING)
-        if not guard.update(**values):
-            return False
-    RunAttempt.objects.bulk_create(outcome.attempts)
+    elif not rows.update(run, FINAL_FIELDS, claim_token=claim_token, status=RunStatus.RUNNING):
+        return False
+    rows.insert(outcome.attempts)
     # billed once: the quota settlement and the event read the same records
     records = usage_ledger.record(run, outcome.attempts)
     final = final_message(run, records)

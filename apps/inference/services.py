@@ -15,7 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
-from apps.core import routing_versions
+from apps.core import routing_versions, rows
 from apps.core.crypto import encrypt, last4
 from apps.core.errors import Conflict, ServiceError
 from apps.events.outbox import emit
@@ -297,7 +297,7 @@ def run_create(
     )
     parameters = quotas.capped_parameters(parameters, reservation, backend.kind)
     with quotas.released_on_error(reservation):
-        run = ChatRun.objects.create(
+        run = ChatRun(
             team=team,
             created_by=user_of(actor),
             api_key=api_key_of(actor),
@@ -312,6 +312,7 @@ def run_create(
             enqueued_at=timezone.now(),
             quota_reservation=reservation,
         )
+        rows.insert([run])  # every gateway call pays this INSERT: see apps/core/rows.py
     emit(
         team,
         "run.queued",

@@ -14,6 +14,7 @@ upserts per run that every worker would queue on for the same hot rows.
 
 from decimal import Decimal
 
+from apps.core import rows
 from apps.usage import pricing
 from apps.usage.models import AttemptStatus, CurrentTransactionId, UsageRecord
 
@@ -84,4 +85,6 @@ def record(run, attempts) -> list[UsageRecord]:
     """Bill the run's attempts in the caller's transaction; returns the records written."""
     if not attempts:
         return []
-    return UsageRecord.objects.bulk_create(build(run, attempts))
+    records = build(run, attempts)
+    rows.insert(records)
+    return records

@@ -16,7 +16,7 @@ from apps.accounts.tests.factories import UserFactory
 from apps.assistants import services as assistants
 from apps.assistants.models import Assistant
 from apps.assistants.tests.factories import greeter_on_two_versions
-from apps.core import routing_versions
+from apps.core import routing_versions, shared_redis
 from apps.core.errors import NotFound, ServiceError
 from apps.gateway import routing, services
 from apps.gateway.errors import GatewayError
@@ -313,7 +313,7 @@ def test_without_the_versions_routing_comes_from_the_database(greeter, monkeypat
     def unreachable(*args, **kwargs):
         raise ConnectionError("Redis is away")
 
-    monkeypatch.setattr(cache, "get_many", unreachable)
+    monkeypatch.setattr(shared_redis.client(), "mget", unreachable)
     assert start(actor, assistant.slug, variables=GREETING).assistant_id == assistant.pk
     Assistant.objects.filter(pk=assistant.pk).update(model="sim-large")
     assert start(actor, assistant.slug, variables=GREETING).model == "sim-large"

@@ -69,4 +69,10 @@ class ChatClient(Protocol):
         should_stop: ShouldStop,
     ) -> CallResult: ...
 
+    def complete_chat(
+        self, *, model: str, messages: list[dict], params: dict, should_stop: ShouldStop
+    ) -> CallResult:
+        """The whole answer at once, for a caller that does not stream."""
+        ...
+
     def list_models(self) -> list[str]: ...

@@ -58,3 +58,15 @@ class LocalChatClient:
             pieces, max_tokens, textgen.echo_length(messages)
         )
         return result
+
+    def complete_chat(
+        self, *, model: str, messages: list[dict], params: dict, should_stop: ShouldStop
+    ) -> CallResult:
+        """The same answer for a caller that does not stream: nothing is relayed."""
+        return self.stream_chat(
+            model=model,
+            messages=messages,
+            params=params,
+            on_delta=lambda _delta: None,
+            should_stop=should_stop,
+        )

@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from apps.core import rows
 from apps.core.errors import RateLimited
 from apps.events import envelope
 from apps.events.models import OutboxEvent
@@ -118,10 +119,10 @@ def test_a_failed_insert_releases_the_reservation(monkeypatch):
     backend = local_backend(team, admin)
     make_quota(team, token_budget=10_000)
 
-    def broken(**kwargs):
+    def broken(objs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(ChatRun.objects, "create", broken)
+    monkeypatch.setattr(rows, "insert", broken)
     with pytest.raises(RuntimeError):
         start(team, admin, backend)
     assert budget_of(team) == store.Budget()
