@@ -1,0 +1,177 @@
+"""The worker's writes on the hot path: the one-statement claim of a queued run, the
+rows it takes from the process (team, backend, prompt version), the final write,
+and the non-streamed backend call a caller that does not stream gets."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from apps.core import rows
+from apps.events.models import OutboxEvent
+from apps.inference import executor, feed, services, worker_rows
+from apps.inference.backends import BackendError, client_for
+from apps.inference.models import ChatRun, RunAttempt, RunStatus
+from apps.inference.tests.factories import simulator_backend, team_with_admin
+from apps.usage.models import UsageRecord
+
+pytestmark = pytest.mark.django_db
+HELLO = [{"role": "user", "content": "Hello there"}]
+
+
+@pytest.fixture(autouse=True)
+def fresh_rows():
+    worker_rows.forget()
+    yield
+    worker_rows.forget()
+
+
+def queued(team, admin, backend, **fields) -> ChatRun:
+    """A queued run nobody handed to a worker yet."""
+    return ChatRun.objects.create(
+        team=team, created_by=admin, backend=backend, model="sim-small", messages=HELLO, **fields
+    )
+
+
+def test_a_queued_run_is_claimed_in_one_statement_and_its_rows_come_from_the_process(
+    simulator,
+):
+    team, admin = team_with_admin()
+    backend = simulator_backend(team, admin, simulator)
+    executor.claim(queued(team, admin, backend).pk)  # the process now holds team and backend
+    run_id = queued(team, admin, backend).pk
+
+    with CaptureQueriesContext(connection) as queries:
+        run, token = executor.claim(run_id)
+        assert (run.team.pk, run.backend.pk) == (team.pk, backend.pk)  # no query for these
+    statements = [  # the test's transaction turns the claim's into a savepoint
+        q["sql"].split()[0].upper()
+        for q in queries
+        if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))
+    ]
+    assert statements == ["UPDATE", "INSERT"], [q["sql"][:80] for q in queries]
+
+    stored = ChatRun.objects.get(pk=run_id)
+    assert (stored.status, stored.deliveries, stored.claim_token) == (
+        RunStatus.RUNNING,
+        1,
+        token,
+    )
+    assert stored.started_at is not None and stored.heartbeat_at is not None
+    started = OutboxEvent.objects.get(type="run.started", subject=f"run/{run_id}")
+    assert started.data == {
+        "run_id": run_id,
+        "model": "sim-small",
+        "assistant_id": None,
+        "key_id": None,
+        "delivery": 1,
+    }
+    assert executor.claim(run_id) is None  # taken: a second delivery does nothing
+
+
+def test_a_run_cancelled_before_its_claim_is_closed_not_claimed(simulator):
+    team, admin = team_with_admin()
+    backend = simulator_backend(team, admin, simulator)
+    run = queued(team, admin, backend, cancel_requested_at=timezone.now())
+    assert executor.claim(run.pk) is None
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED and run.claim_token is None
+
+
+def test_a_backend_change_reaches_the_next_claim(simulator, django_capture_on_commit_callbacks):
+    team, admin = team_with_admin()
+    backend = simulator_backend(team, admin, simulator)
+    first, _ = executor.claim(queued(team, admin, backend).pk)
+    assert first.backend.timeout_seconds == 10.0
+    with django_capture_on_commit_callbacks(execute=True):  # the version moves on commit
+        services.backend_update(backend=backend, actor=admin, timeout_seconds=3)
+    second, _ = executor.claim(queued(team, admin, backend).pk)
+    assert second.backend.timeout_seconds == 3
+
+
+def test_a_claim_gets_its_own_copies_of_the_process_rows(simulator):
+    team, admin = team_with_admin()
+    backend = simulator_backend(team, admin, simulator)
+    first, _ = executor.claim(queued(team, admin, backend).pk)
+    first.backend.name = "changed by one run"
+    second, _ = executor.claim(queued(team, admin, backend).pk)
+    assert second.backend.name == backend.name
+
+
+def test_the_final_write_stores_the_run_its_attempt_and_its_ledger_row(simulator):
+    team, admin = team_with_admin()
+    backend = simulator_backend(team, admin, simulator)
+    run = queued(team, admin, backend)
+    assert executor.execute(run.pk, feed.Reply("test-reply", deltas=False)) == "succeeded"
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED and run.output and run.heartbeat_at is None
+    (attempt,) = RunAttempt.objects.filter(run=run)
+    assert attempt.succeeded and attempt.total_tokens == run.total_tokens
+    assert attempt.claim_token == run.claim_token
+    (record,) = UsageRecord.objects.filter(run=run)
+    assert (record.attempt_id, record.team_id, record.backend_id) == (
+        attempt.pk,
+        team.pk,
+        backend.pk,
+    )
+    assert record.total_tokens == run.total_tokens and record.txid is not None
+    assert OutboxEvent.objects.filter(type="run.succeeded", subject=f"run/{run.pk}").exists()
+
+
+def test_a_final_write_under_a_lost_claim_writes_nothing(simulator):
+    team, admin = team_with_admin()
+    backend = simulator_backend(team, admin, simulator)
+    run, _token = executor.claim(queued(team, admin, backend).pk)
+    run.status, run.output = RunStatus.SUCCEEDED, "mine"
+    assert rows.update(run, ("status", "output"), claim_token=None, status="running") == 0
+    ChatRun.objects.filter(pk=run.pk).update(claim_token=None)  # the sweeper took it back
+    outcome = executor.Outcome(RunStatus.SUCCEEDED, executor.CallResult(text="late"), None)
+    assert executor.write_final(run, outcome, claim_token=_token) is False
+    stored = ChatRun.objects.get(pk=run.pk)
+    assert stored.status == RunStatus.RUNNING and stored.output == ""
+
+
+def test_a_caller_that_does_not_stream_gets_one_json_answer_from_the_backend(simulator):
+    team, admin = team_with_admin()
+    backend = simulator_backend(team, admin, simulator)
+    result = client_for(backend).complete_chat(
+        model="sim-small", messages=HELLO, params={"max_tokens": 5}, should_stop=lambda: False
+    )
+    assert result.text and result.finish_reason == "length"
+    assert result.completion_tokens == 5 and result.prompt_tokens > 0
+    assert result.emitted == 0  # nothing reached a caller: a retry is still safe
+    assert result.ttft_ms is not None
+
+
+def test_a_tool_call_comes_back_whole_from_a_call_that_does_not_stream(simulator):
+    from apps.inference.tests.test_simulator import FORCE_WEATHER, WEATHER_TOOL
+
+    team, admin = team_with_admin()
+    backend = simulator_backend(team, admin, simulator)
+    result = client_for(backend).complete_chat(
+        model="sim-small",
+        messages=HELLO,
+        params={"tools": [WEATHER_TOOL], "tool_choice": FORCE_WEATHER},
+        should_stop=lambda: False,
+    )
+    assert result.finish_reason == "tool_calls" and result.text == ""
+    (call,) = result.tool_calls
+    assert call["id"].startswith("call_") and call["type"] == "function"
+    assert call["function"]["name"] == "get_weather"
+    assert "city" in call["function"]["arguments"]
+
+
+@pytest.mark.parametrize(
+    ("fault", "retryable", "code"),
+    [("400", False, "bad_request"), ("500", True, "server_error"), ("429", True, "rate_limited")],
+)
+def test_backend_errors_of_a_call_that_does_not_stream(simulator, fault, retryable, code):
+    team, admin = team_with_admin()
+    backend = simulator_backend(team, admin, simulator)
+    simulator.inject(fault)
+    with pytest.raises(BackendError) as caught:
+        client_for(backend).complete_chat(
+            model="sim-small", messages=HELLO, params={}, should_stop=lambda: False
+        )
+    assert (caught.value.retryable, caught.value.code) == (retryable, code)
