@@ -450,13 +450,10 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "kafka": {"level": "WARNING"},
         # One line per model call is ours ("run executed", with the run id and its
-        # outcome); the HTTP client's and Celery's per-request lines said the same
-        # three more times, at ~60 us of a worker's CPU each. Their warnings and
-        # errors still show.
+        # outcome); the HTTP client's line per backend request said it again. Its
+        # warnings and errors still show.
         "httpx2": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
-        "celery.app.trace": {"level": "WARNING"},
-        "celery.worker.strategy": {"level": "WARNING"},
     },
 }
 

@@ -15,6 +15,7 @@ import functools
 
 from django.db import connection
 from django.db.models import Model
+from django.db.models.base import ModelState
 from django.db.models.sql import InsertQuery
 
 
@@ -89,3 +90,17 @@ def update(instance: Model, fields: tuple[str, ...], **where) -> int:
     with connection.cursor() as cursor:
         cursor.execute(_update_sql(type(instance), fields, tuple(where)), params)
         return cursor.rowcount
+
+
+def clone(instance: Model) -> Model:
+    """A shallow copy of a loaded instance with its own state and relation cache, so
+    one request or run can set attributes or attach relations on a row a per-process
+    cache shares (``gateway.routing``, ``inference.worker_rows``). ``copy.copy`` does
+    the same through pickling's protocol at five times the cost (7 against 1.4 us)."""
+    copy = object.__new__(type(instance))
+    copy.__dict__.update(instance.__dict__)
+    state = copy._state = ModelState()
+    state.db = instance._state.db
+    state.adding = instance._state.adding
+    state.fields_cache = dict(instance._state.fields_cache)
+    return copy

@@ -13,7 +13,6 @@ import logging
 import os
 import queue
 import threading
-import time
 from functools import cache
 
 from django.conf import settings
@@ -161,10 +160,6 @@ class _Deliverer:
     """One daemon thread per process draining a queue of committed rows, in order."""
 
     BATCH = 500
-    # After the first row, wait this long for more: under load a batch then carries
-    # the events of several runs (one channel-layer send per team and one UPDATE for
-    # all of them, instead of one each), at the price of a live event shown 20 ms later.
-    LINGER_SECONDS = 0.02
 
     def __init__(self):
         self.queue: queue.SimpleQueue[OutboxEvent] = queue.SimpleQueue()
@@ -178,10 +173,9 @@ class _Deliverer:
     def _run(self) -> None:
         while True:
             rows = [self.queue.get()]
-            until = time.monotonic() + self.LINGER_SECONDS
             while len(rows) < self.BATCH:
                 try:
-                    rows.append(self.queue.get(timeout=max(0.0, until - time.monotonic())))
+                    rows.append(self.queue.get_nowait())
                 except queue.Empty:
                     break
             try:

@@ -4,27 +4,29 @@ kept per worker process.
 Why: the claim read them with a three-way join under the run's row lock on every
 run, and building four model instances from it was a fifth of a worker's CPU per
 request. They change rarely: a prompt version never does (versions are
-immutable), a team or a backend when someone edits it. A team or backend is
-reused while the team's routing version (``apps.core.routing_versions``, which
-every backend write bumps on commit) is unchanged and for at most
-:data:`MAX_AGE_SECONDS`, the bounds the gateway's routing cache gives a change
-(``apps.gateway.routing``); a team is dropped by its own save in this process and
-reread within a second elsewhere (what a team holds for a run, whether events
-carry content, may lag by that second, as it could had the run been claimed a
-second earlier).
+immutable), a team or a backend when someone edits it.
+
+How long each is trusted: a backend while the run's team routing version
+(``apps.core.routing_versions``, which every backend write bumps on commit) is
+unchanged, and for at most :data:`MAX_AGE_SECONDS`, the bounds the gateway's
+routing cache gives a change (``apps.gateway.routing``); a team for at most
+:data:`MAX_AGE_SECONDS`, dropped at once by its own save in this process (what a
+team holds for a run, whether its events carry content, may lag a second behind
+an edit made elsewhere, as it could have had the run been claimed a second
+earlier); a prompt version for good.
 
 Entries are shared by the worker's threads and never handed out: each claim gets
-a shallow copy with its own state (:func:`clone`), so a run may attach or change
-what it holds without touching the cache.
+a shallow copy with its own state (:func:`apps.core.rows.clone`), so a run may
+attach or change what it holds without touching the cache.
 """
 
 import threading
 import time
 
-from django.db.models.base import ModelState
 from django.db.models.signals import post_delete, post_save
 
 from apps.core import routing_versions
+from apps.core.rows import clone
 from apps.inference.models import Backend
 from apps.prompts.models import PromptVersion
 from apps.teams.models import Team
@@ -34,17 +36,6 @@ MAX_ENTRIES = 10_000
 
 _rows: dict[tuple[type, int], tuple[float, object, object]] = {}
 _lock = threading.Lock()
-
-
-def clone(instance):
-    """A shallow copy with its own state and relation cache (see ``apps.gateway.routing``)."""
-    copy = object.__new__(type(instance))
-    copy.__dict__.update(instance.__dict__)
-    state = copy._state = ModelState()
-    state.db = instance._state.db
-    state.adding = instance._state.adding
-    state.fields_cache = dict(instance._state.fields_cache)
-    return copy
 
 
 def _get(model, pk: int, *, max_age: float | None, stamp=None):
