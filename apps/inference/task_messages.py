@@ -85,10 +85,10 @@ def _envelope(app, args: list) -> bytes:
 
 def send(args: list) -> None:
     """Queue ``execute_run(*args)`` for a worker of the ``inference`` queue."""
-    from apps.inference.tasks import execute_run
+    from portal.celery import app  # by name: importing the task would close a cycle
 
     client = _broker_client()
     if client is None:
-        execute_run.apply_async(args=args)
+        app.tasks[TASK_NAME].apply_async(args=args)
         return
-    client.lpush(QUEUE, _envelope(execute_run.app, args))
+    client.lpush(QUEUE, _envelope(app, args))

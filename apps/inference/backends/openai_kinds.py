@@ -286,13 +286,17 @@ def completion_result(body, elapsed_ms: int) -> CallResult:
             for call in result.tool_calls
         ]
     if not result.text and not result.tool_calls:
-        raise BackendError(
-            "The backend returned an empty answer.",
-            retryable=False,
-            code="empty_response",
-            partial=result,
-        )
+        raise _empty_answer(result)
     return result
+
+
+def _empty_answer(result: CallResult) -> BackendError:
+    return BackendError(
+        "The backend returned an empty answer.",
+        retryable=False,
+        code="empty_response",
+        partial=result,
+    )
 
 
 def sse_chunks(lines, partial: CallResult):
