@@ -151,9 +151,36 @@ def _deliver(rows: list[OutboxEvent]) -> int:
     from apps.events import realtime
 
     realtime.deliver([envelope.build(row) for row in rows])
-    return OutboxEvent.objects.filter(
-        pk__in=[row.pk for row in rows], published_at__isnull=True
-    ).update(published_at=timezone.now())
+    return mark_published([row.pk for row in rows])
+
+
+@cache
+def _mark_statement() -> str:
+    meta = OutboxEvent._meta
+    published = meta.get_field("published_at").column
+    # identifiers from the model's own metadata; every value is a parameter
+    return (
+        f"UPDATE {meta.db_table} SET {published} = %s "  # noqa: S608
+        f"WHERE {meta.pk.column} = ANY(%s) AND {published} IS NULL"
+    )
+
+
+def mark_published(sequences: list[int]) -> int:
+    """Stamp rows as published, skipping any stamped meanwhile; returns how many.
+
+    Every event of every run passes here (the relay, or the direct hand-off), so on
+    PostgreSQL it is one plain statement: the ORM's ``filter().update()`` compiled
+    the same UPDATE each time for a third of a worker's event cost."""
+    if not sequences:
+        return 0
+    now = timezone.now()
+    if connection.vendor != "postgresql":
+        return OutboxEvent.objects.filter(pk__in=sequences, published_at__isnull=True).update(
+            published_at=now
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(_mark_statement(), [now, sequences])
+        return cursor.rowcount
 
 
 class _Deliverer:

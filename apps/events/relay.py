@@ -19,12 +19,10 @@ from contextlib import contextmanager
 import psycopg
 from django.conf import settings
 from django.db import close_old_connections, connection
-from django.utils import timezone
 from kafka.errors import KafkaError
 
-from apps.events import envelope, kafka
+from apps.events import envelope, kafka, outbox
 from apps.events.models import OutboxEvent
-from apps.events.outbox import NOTIFY_CHANNEL
 
 logger = logging.getLogger(__name__)
 LOCK_ID = 0x706F7274616C  # "portal"
@@ -124,9 +122,7 @@ def publish_batch(publisher, *, batch_size: int, older_than=None) -> int:
     except (KafkaError, PublishError) as error:
         publisher.reset()
         raise PublishError(str(error)) from error
-    OutboxEvent.objects.filter(pk__in=[row.pk for row in rows[:done]]).update(
-        published_at=timezone.now()
-    )
+    outbox.mark_published([row.pk for row in rows[:done]])
     return done
 
 
@@ -150,7 +146,7 @@ class Waker:
         self.conn = None
         if connection.vendor == "postgresql":
             self.conn = psycopg.connect(**_listen_params(), autocommit=True)
-            self.conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            self.conn.execute(f"LISTEN {outbox.NOTIFY_CHANNEL}")
 
     def try_lock(self) -> bool:
         if self.conn is None:

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 TASK_NAME = "apps.inference.tasks.execute_run"
 QUEUE = "inference"
-_SAFE_TRANSPORT_OPTIONS = {"visibility_timeout"}
+_SAFE_TRANSPORT_OPTIONS = {"visibility_timeout", "ack_emulation"}
 
 _client: redis.Redis | None = None
 _client_lock = threading.Lock()
@@ -89,6 +89,7 @@ def send(args: list) -> None:
 
     client = _broker_client()
     if client is None:
-        app.tasks[TASK_NAME].apply_async(args=args)
+        # by name too: the web process never imports the tasks module
+        app.send_task(TASK_NAME, args=args)
         return
     client.lpush(QUEUE, _envelope(app, args))

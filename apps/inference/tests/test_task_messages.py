@@ -2,6 +2,7 @@
 
 import base64
 import json
+import time
 
 import pytest
 import redis
@@ -62,9 +63,38 @@ def test_each_message_has_its_own_ids(broker, settings):
     assert second["headers"]["argsrepr"] == "[43]"
 
 
-def test_other_brokers_go_through_apply_async(settings, monkeypatch):
+def test_other_brokers_get_the_task_by_name(settings, monkeypatch):
+    """The web process never imports the tasks module, so the task is sent by its name
+    (routed like any other ``execute_run``), not looked up in the app's registry."""
+    from portal.celery import app
+
     settings.CELERY_BROKER_URL = "amqp://guest@localhost//"
     sent = []
-    monkeypatch.setattr(execute_run, "apply_async", lambda args: sent.append(args))
+    monkeypatch.setattr(app, "send_task", lambda name, args: sent.append((name, args)))
     task_messages.send(ARGS)
-    assert sent == [ARGS]
+    assert sent == [(task_messages.TASK_NAME, ARGS)]
+    assert app.amqp.router.route({}, task_messages.TASK_NAME)["queue"].name == "inference"
+
+
+def test_options_that_move_messages_go_through_celery(settings, monkeypatch):
+    from portal.celery import app
+
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": "other:"}
+    sent = []
+    monkeypatch.setattr(app, "send_task", lambda name, args: sent.append((name, args)))
+    task_messages.send(ARGS)
+    assert sent == [(task_messages.TASK_NAME, ARGS)]
+
+
+def test_a_worker_keeps_no_unacked_copy_by_default(celery_worker):
+    """Acknowledgement emulation is off (settings): a delivered run message leaves
+    nothing behind in Redis; the run's row is what the sweeper recovers from."""
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    assert settings.CELERY_BROKER_TRANSPORT_OPTIONS["ack_emulation"] is False
+    task_messages.send([10**9])  # no such run: the worker skips it
+    deadline = time.monotonic() + 20
+    while client.llen(task_messages.QUEUE):
+        assert time.monotonic() < deadline, "the worker never took the message"
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert not client.exists("unacked", "unacked_index")
