@@ -38,6 +38,12 @@ NO_KEY = (
 BACKEND_FAILURE_STATUS = {"timeout": 504, "rate_limited": 503, "bad_request": 400}
 
 
+def _off_loop(function):
+    """``function`` in a thread of the pool: the gateway's handler keeps no per-request
+    thread-sensitive context (apps/gateway/asgi.py), and nothing here needs one."""
+    return database_sync_to_async(function, thread_sensitive=False)
+
+
 def _authenticate_sync(request):
     header = request.headers.get("Authorization")
     if not header:
@@ -118,7 +124,7 @@ async def _chunks(writer: responses.ChunkWriter, first, events, actor, started):
     finally:
         await events.aclose()
         if not finished:
-            await database_sync_to_async(_cancel_sync)(actor, started.run)
+            await _off_loop(_cancel_sync)(actor, started.run)
 
 
 @csrf_exempt
@@ -129,7 +135,7 @@ async def chat_completions(request):
         ).response()
     try:
         hub = await feed.hub()
-        start = database_sync_to_async(_start_sync, thread_sensitive=False)
+        start = _off_loop(_start_sync)
         actor, chat, started = await start(request, hub.channel)
     except GatewayError as exc:
         return exc.response()
@@ -154,7 +160,7 @@ async def chat_completions(request):
             response["X-Accel-Buffering"] = "no"
     except BaseException:
         await events.aclose()
-        await database_sync_to_async(_cancel_sync)(actor, started.run)
+        await _off_loop(_cancel_sync)(actor, started.run)
         raise
     response["X-Portal-Run-Id"] = str(started.run.pk)
     return response
@@ -176,7 +182,7 @@ def _models_sync(request, model: str | None) -> dict:
 async def models(request, model: str | None = None):
     """``GET /v1/models`` and ``GET /v1/models/{model}``."""
     try:
-        return JsonResponse(await database_sync_to_async(_models_sync)(request, model))
+        return JsonResponse(await _off_loop(_models_sync)(request, model))
     except GatewayError as exc:
         return exc.response()
     except Exception as exc:

@@ -43,13 +43,17 @@ def _final_sync(run_id: int) -> dict | None:
     return final_message(run, list(run.usage_records.all()))
 
 
-_final_if_finished = database_sync_to_async(_final_sync)
+# Off the one thread-sensitive thread: a quiet stream's check must not queue behind
+# other requests' (the gateway keeps no per-request thread-sensitive context).
+_final_if_finished = database_sync_to_async(_final_sync, thread_sensitive=False)
 
 
-@database_sync_to_async
-def _snapshot(run_id: int) -> tuple[dict | None, str]:
+def _snapshot_sync(run_id: int) -> tuple[dict | None, str]:
     partial = feed.partial_output(run_id)
     return _final_sync(run_id), partial
+
+
+_snapshot = database_sync_to_async(_snapshot_sync, thread_sensitive=False)
 
 
 class _Text:

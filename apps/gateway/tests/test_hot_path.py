@@ -231,6 +231,33 @@ def test_v1_has_its_own_short_middleware_chain(setup, asgi_live_server):
     assert "csrftoken" in page.headers.get("set-cookie", "")
 
 
+def test_v1_bodies_past_the_limit_are_refused_announced_or_chunked(setup, asgi_live_server):
+    """The gateway reads bodies into memory (apps/gateway/asgi.py), never more than the
+    limit: one announced too large and one sent in chunks both get OpenAI's 413, and
+    nothing is written."""
+    _team, _admin, _backend, _key, raw = setup
+    url = f"{asgi_live_server.url}/v1/chat/completions"
+    headers = {"Authorization": f"Bearer {raw}", "Content-Type": "application/json"}
+    body = json.dumps(
+        {"model": "m", "messages": [{"role": "user", "content": "x" * 2_000_000}]}
+    ).encode()
+
+    def chunks():
+        for start in range(0, len(body), 65536):
+            yield body[start : start + 65536]
+
+    announced = httpx2.post(url, headers=headers, content=body)
+    chunked = httpx2.post(url, headers=headers, content=chunks())
+    assert "content-length" not in chunked.request.headers
+    for response in (announced, chunked):
+        assert response.status_code == 413
+        assert response.json()["error"]["code"] == "request_too_large"
+        assert response.headers["X-Request-ID"]
+    small = httpx2.post(url, headers=headers, content=iter([b'{"model": "m", ', b'"messages": 1}']))
+    assert small.status_code == 400 and small.json()["error"]["param"] == "messages"
+    assert ChatRun.objects.count() == 0
+
+
 def test_a_worker_killed_mid_call_is_retried_and_the_caller_still_gets_its_answer(
     asgi_live_server, celery_workers, setup, simulator, settings
 ):
