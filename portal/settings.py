@@ -266,6 +266,10 @@ EVENTS_RELAY_BATCH_SIZE = env_int("EVENTS_RELAY_BATCH_SIZE", 1000)
 EVENTS_RELAY_MAX_BACKOFF_SECONDS = float(env_str("EVENTS_RELAY_MAX_BACKOFF_SECONDS", "30"))
 # Beat publishes rows older than this when no relay holds the relay lock.
 EVENTS_SAFETY_NET_SECONDS = env_int("EVENTS_SAFETY_NET_SECONDS", 60)
+# Without Kafka, each process hands its committed rows to the channel layer from one
+# thread, waiting this long after a row for the ones that follow, so a busy gateway
+# (three events per call) sends and stamps them in batches.
+EVENTS_DIRECT_LINGER_MS = env_int("EVENTS_DIRECT_LINGER_MS", 25)
 # How long the bridge remembers an event id it delivered (duplicates are skipped).
 EVENTS_DEDUPE_SECONDS = env_int("EVENTS_DEDUPE_SECONDS", 86_400)
 # Check every event against its JSON Schema as it is emitted, failing the caller's

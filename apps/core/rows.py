@@ -92,6 +92,39 @@ def update(instance: Model, fields: tuple[str, ...], **where) -> int:
         return cursor.rowcount
 
 
+@functools.cache
+def _readers(model: type[Model]) -> tuple[str, tuple[str, ...], tuple]:
+    """The column list of a ``RETURNING``, the attribute names its values fill, and each
+    value's converters (a JSON column arrives as text and is decoded, as the ORM does)."""
+    meta = model._meta
+    quote = connection.ops.quote_name
+    fields = meta.concrete_fields
+    readers = []
+    for field in fields:
+        column = field.get_col(meta.db_table)
+        converters = connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        readers.append((column, tuple(converters)))
+    columns = ", ".join(quote(field.column) for field in fields)
+    return columns, tuple(field.attname for field in fields), tuple(readers)
+
+
+def returning(model: type[Model]) -> str:
+    """``RETURNING`` and every column of ``model``, in the order :func:`from_row` reads."""
+    return f"RETURNING {_readers(model)[0]}"
+
+
+def from_row(model: type[Model], values) -> Model:
+    """The instance a row of :func:`returning` describes, as a query would load it
+    (``Model.from_db``), without a ``RawQuerySet`` mapping columns per query."""
+    _columns, attnames, readers = _readers(model)
+    converted = []
+    for value, (column, converters) in zip(values, readers, strict=True):
+        for converter in converters:
+            value = converter(value, column, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, attnames, converted)
+
+
 def clone(instance: Model) -> Model:
     """A shallow copy of a loaded instance with its own state and relation cache, so
     one request or run can set attributes or attach relations on a row a per-process

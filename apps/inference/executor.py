@@ -90,7 +90,7 @@ def _claim_queued_sql() -> str:
         f"{column['started_at']} = COALESCE({column['started_at']}, %s), "
         f"{column['deliveries']} = {column['deliveries']} + 1 "
         f"WHERE {meta.pk.column} = %s AND {column['status']} = %s "
-        f"AND {column['cancel_requested_at']} IS NULL RETURNING *"
+        f"AND {column['cancel_requested_at']} IS NULL {rows.returning(ChatRun)}"
     )
 
 
@@ -105,9 +105,12 @@ def _claim_queued(run_id: int) -> tuple[ChatRun, uuid.UUID] | None:
     now_value = prep["heartbeat_at"].get_db_prep_value(now, connection)
     params = [RunStatus.RUNNING, token_value, now_value, now_value, run_id, RunStatus.QUEUED]
     with transaction.atomic():
-        run = next(iter(ChatRun.objects.raw(_claim_queued_sql(), params)), None)
-        if run is None:
+        with connection.cursor() as cursor:
+            cursor.execute(_claim_queued_sql(), params)
+            row = cursor.fetchone()
+        if row is None:
             return None
+        run = rows.from_row(ChatRun, row)
         run.team = worker_rows.team(run.team_id)
         run.backend = worker_rows.backend(run.backend_id, team_id=run.team_id)
         if run.prompt_version_id is not None:

@@ -69,6 +69,27 @@ def test_a_queued_run_is_claimed_in_one_statement_and_its_rows_come_from_the_pro
     assert executor.claim(run_id) is None  # taken: a second delivery does nothing
 
 
+def test_the_claimed_run_is_the_row_the_orm_would_load(simulator):
+    """The claim reads its RETURNING row itself (rows.from_row): every field, JSON and
+    dates included, is what a query gives."""
+    team, admin = team_with_admin()
+    backend = simulator_backend(team, admin, simulator)
+    run_id = queued(
+        team,
+        admin,
+        backend,
+        parameters={"temperature": 0.5, "stop": ["x"]},
+        fallbacks=[{"backend": backend.pk, "model": "other"}],
+        end_user="someone",
+    ).pk
+    run, _token = executor.claim(run_id)
+    loaded = ChatRun.objects.get(pk=run_id)
+    for field in ChatRun._meta.concrete_fields:
+        assert getattr(run, field.attname) == getattr(loaded, field.attname), field.name
+    assert run.messages == HELLO and run.parameters["stop"] == ["x"]
+    assert not run._state.adding and run._state.db == "default"
+
+
 def test_a_run_cancelled_before_its_claim_is_closed_not_claimed(simulator):
     team, admin = team_with_admin()
     backend = simulator_backend(team, admin, simulator)
