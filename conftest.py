@@ -147,7 +147,7 @@ def asgi_live_server(transactional_db, settings):
 class WorkerProcess:
     """One ``celery worker`` process on the real Redis broker."""
 
-    def __init__(self, env: dict, log_path: Path, concurrency: int):
+    def __init__(self, env: dict, log_path: Path, concurrency: int, pool: str = "threads"):
         self.log_path = log_path
         self._log = open(log_path, "a")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
@@ -161,7 +161,7 @@ class WorkerProcess:
                 "-Q",
                 "default,inference",
                 "-P",
-                "threads",
+                pool,
                 "-c",
                 str(concurrency),
                 "--without-gossip",
@@ -202,13 +202,17 @@ class WorkerProcess:
 def celery_workers(transactional_db, tmp_path):
     """Start real ``celery worker`` processes on Redis, connected to the test database.
 
-    Call the returned function to start one (``start(concurrency=8, **env)``); all
-    are stopped after the test. Tests must commit their data (``transactional_db``)
-    so the workers see it. E-mail goes to files under ``tmp_path / "mail"``.
+    Call the returned function to start one (``start(concurrency=8, pool="threads",
+    **env)``); all are stopped after the test. Tests must commit their data
+    (``transactional_db``) so the workers see it. E-mail goes to files under ``tmp_path / "mail"``.
     """
+    import redis
+
+    from apps.inference.task_messages import RUNS_QUEUE
     from portal.celery import app
 
-    app.control.purge()
+    app.control.purge()  # Celery's queues; the list of new runs is not one of them
+    redis.Redis.from_url(app.conf.broker_url).delete(RUNS_QUEUE)
     base_env = {
         **os.environ,
         "DATABASE_URL": database_url_for_processes(),
@@ -220,8 +224,8 @@ def celery_workers(transactional_db, tmp_path):
     }
     started: list[WorkerProcess] = []
 
-    def start(concurrency: int = 8, **env) -> WorkerProcess:
-        worker = WorkerProcess({**base_env, **env}, tmp_path / "worker.log", concurrency)
+    def start(concurrency: int = 8, pool: str = "threads", **env) -> WorkerProcess:
+        worker = WorkerProcess({**base_env, **env}, tmp_path / "worker.log", concurrency, pool)
         started.append(worker)
         worker.wait_ready(app)
         return worker

@@ -13,3 +13,5 @@ app.conf.task_queues = (Queue("default"), Queue("inference"))
 # Model calls get their own queue and I/O-bound workers; everything else is "default".
 app.conf.task_routes = {"apps.inference.tasks.execute_run": {"queue": "inference"}}
 app.autodiscover_tasks()
+# New runs are taken by a step of the worker itself, not by kombu's consumer.
+app.steps["worker"].add("apps.inference.intake:RunIntake")

@@ -6,10 +6,10 @@ registry: 500 us of the web process's CPU, for what is one ``LPUSH`` of 80 us.
 Here Celery builds the message once per process (``app.amqp.as_task_v2``: the
 headers, properties and body a Celery worker expects); each send fills in the
 task id and the arguments and wraps it in kombu's envelope for its Redis
-transport (base64 body, delivery info and tag), 150 us in all. The worker
-consumes it like any other message: acknowledgement, redelivery after a crash
-and retries are unchanged (``tests/test_task_messages.py`` compares it with
-``apply_async``'s).
+transport (base64 body, delivery info and tag), 150 us in all. It goes onto
+the list of new runs (``RUNS_QUEUE``), which workers pop themselves
+(:mod:`apps.inference.intake`); it is the message ``apply_async`` would send
+(``tests/test_task_messages.py`` compares them), so kombu can consume it too.
 
 Only for the plain Redis transport with no options that change where messages
 go (a key prefix, priority queues, another queue order); any other broker goes
@@ -29,7 +29,9 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 TASK_NAME = "apps.inference.tasks.execute_run"
-QUEUE = "inference"
+# New runs have a list of their own, which workers take from directly
+# (apps/inference/intake.py); retries and other brokers use Celery's "inference" queue.
+RUNS_QUEUE = "inference.runs"
 _SAFE_TRANSPORT_OPTIONS = {"visibility_timeout", "ack_emulation"}
 
 _client: redis.Redis | None = None
@@ -67,7 +69,7 @@ def _envelope(app, args: list) -> bytes:
         **properties,
         "correlation_id": task_id,
         "delivery_mode": 2,
-        "delivery_info": {"exchange": "", "routing_key": QUEUE},
+        "delivery_info": {"exchange": "", "routing_key": RUNS_QUEUE},
         "priority": 0,
         "body_encoding": "base64",
         "delivery_tag": str(uuid.uuid4()),
@@ -84,7 +86,8 @@ def _envelope(app, args: list) -> bytes:
 
 
 def send(args: list) -> None:
-    """Queue ``execute_run(*args)`` for a worker of the ``inference`` queue."""
+    """Queue ``execute_run(*args)`` for a worker of the ``inference`` queue: on its
+    own list for a Redis broker, else through Celery's routing."""
     from portal.celery import app  # by name: importing the task would close a cycle
 
     client = _broker_client()
@@ -92,4 +95,4 @@ def send(args: list) -> None:
         # by name too: the web process never imports the tasks module
         app.send_task(TASK_NAME, args=args)
         return
-    client.lpush(QUEUE, _envelope(app, args))
+    client.lpush(RUNS_QUEUE, _envelope(app, args))

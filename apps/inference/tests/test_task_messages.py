@@ -14,16 +14,19 @@ from apps.inference.tasks import execute_run
 ARGS = [42, "portal:feed:reply:abc", False]
 
 
+QUEUES = ("inference", task_messages.RUNS_QUEUE)
+
+
 @pytest.fixture
 def broker():
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    client.delete(task_messages.QUEUE)
+    client.delete(*QUEUES)
     yield client
-    client.delete(task_messages.QUEUE)
+    client.delete(*QUEUES)
 
 
-def _pop(client) -> dict:
-    raw = client.rpop(task_messages.QUEUE)
+def _pop(client, queue: str = task_messages.RUNS_QUEUE) -> dict:
+    raw = client.rpop(queue)
     assert raw is not None, "nothing was queued"
     message = json.loads(raw)
     message["body"] = json.loads(base64.b64decode(message["body"]))
@@ -33,7 +36,7 @@ def _pop(client) -> dict:
 def test_a_direct_message_is_the_one_apply_async_sends(broker, settings):
     settings.CELERY_TASK_ALWAYS_EAGER = False
     execute_run.apply_async(args=ARGS)
-    celery = _pop(broker)
+    celery = _pop(broker, "inference")
     task_messages.send(ARGS)
     direct = _pop(broker)
 
@@ -47,8 +50,12 @@ def test_a_direct_message_is_the_one_apply_async_sends(broker, settings):
     assert direct["headers"]["id"] == direct["headers"]["root_id"]
     assert direct["headers"]["id"] != celery["headers"]["id"]
     assert direct["properties"]["correlation_id"] == direct["headers"]["id"]
-    for name in ("delivery_mode", "delivery_info", "priority", "body_encoding"):
+    for name in ("delivery_mode", "priority", "body_encoding"):
         assert direct["properties"][name] == celery["properties"][name], name
+    assert direct["properties"]["delivery_info"] == {
+        **celery["properties"]["delivery_info"],
+        "routing_key": task_messages.RUNS_QUEUE,
+    }
     assert direct["properties"]["delivery_tag"] != celery["properties"]["delivery_tag"]
 
 
@@ -93,7 +100,7 @@ def test_a_worker_keeps_no_unacked_copy_by_default(celery_worker):
     assert settings.CELERY_BROKER_TRANSPORT_OPTIONS["ack_emulation"] is False
     task_messages.send([10**9])  # no such run: the worker skips it
     deadline = time.monotonic() + 20
-    while client.llen(task_messages.QUEUE):
+    while client.llen(task_messages.RUNS_QUEUE):
         assert time.monotonic() < deadline, "the worker never took the message"
         time.sleep(0.05)
     time.sleep(0.5)
