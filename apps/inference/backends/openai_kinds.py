@@ -213,12 +213,7 @@ class OpenAIChatClient:
                 partial=result,
             )
         if not result.text and not result.tool_calls:
-            raise BackendError(
-                "The backend returned an empty answer.",
-                retryable=False,
-                code="empty_response",
-                partial=result,
-            )
+            raise _empty_answer(result)
         return result
 
     def complete_chat(
