@@ -100,9 +100,9 @@ def _claim_queued(run_id: int) -> tuple[ChatRun, uuid.UUID] | None:
     prompt version from the process's rows (:mod:`apps.inference.worker_rows`).
     None when the run is anything else: :func:`claim`'s locked read decides then."""
     token, now = uuid.uuid4(), timezone.now()
-    prep = {name: ChatRun._meta.get_field(name) for name in ("claim_token", "heartbeat_at")}
-    token_value = prep["claim_token"].get_db_prep_value(token, connection)
-    now_value = prep["heartbeat_at"].get_db_prep_value(now, connection)
+    meta = ChatRun._meta
+    token_value = meta.get_field("claim_token").get_db_prep_value(token, connection)
+    now_value = meta.get_field("heartbeat_at").get_db_prep_value(now, connection)
     params = [RunStatus.RUNNING, token_value, now_value, now_value, run_id, RunStatus.QUEUED]
     with transaction.atomic():
         with connection.cursor() as cursor:
@@ -147,9 +147,7 @@ def claim(run_id: int) -> tuple[ChatRun, uuid.UUID] | None:
         run.heartbeat_at = timezone.now()
         run.started_at = run.started_at or run.heartbeat_at
         run.deliveries += 1
-        run.save(
-            update_fields=["status", "claim_token", "heartbeat_at", "started_at", "deliveries"]
-        )
+        run.save(update_fields=CLAIM_FIELDS)
         run_events.started(run)
         return run, run.claim_token
 

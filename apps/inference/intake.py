@@ -52,11 +52,10 @@ def message_args(raw: bytes) -> list:
 
 
 def run_message(raw: bytes) -> str | None:
-    """Execute the run a message names, with ``execute_run``'s failure handling."""
+    """Execute the run a message names: ``execute_run``'s own body, its failure handler,
+    and Celery's retry policy for a database that refused."""
     from django.db import OperationalError, close_old_connections
 
-    from apps.inference import executor
-    from apps.inference.feed import Reply
     from apps.inference.tasks import execute_run
 
     try:
@@ -64,24 +63,17 @@ def run_message(raw: bytes) -> str | None:
     except (ValueError, KeyError, TypeError):
         logger.error("run intake: dropped a message that is not a run task")
         return None
-    run_id = args[0]
-    channel = args[1] if len(args) > 1 else None
-    reply = Reply(channel, args[2] if len(args) > 2 else True) if channel else None
     try:
-        outcome = executor.execute(run_id, reply)
+        return execute_run.run(*args)  # called directly, a retry re-raises its error
     except OperationalError:
-        # the database refused: Celery's own retry policy takes it from here
         logger.warning("run intake: database error, retrying through Celery", exc_info=True)
         execute_run.apply_async(args=args, countdown=1)
-        return None
-    except Exception:
-        logger.exception("run intake: run failed", extra={"run_id": run_id})
-        executor.fail_unfinished(run_id, reply=reply)
-        return None
+    except Exception as exc:
+        logger.exception("run intake: run failed", extra={"run_id": args[0]})
+        execute_run.on_failure(exc, None, args, {}, None)
     finally:
         close_old_connections()
-    logger.info("run executed", extra={"run_id": run_id, "outcome": outcome})
-    return outcome
+    return None
 
 
 class RunIntake(bootsteps.StartStopStep):

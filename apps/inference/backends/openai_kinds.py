@@ -179,15 +179,7 @@ class OpenAIChatClient:
                 stream_options={"include_usage": True},
                 **kwargs,
             ) as response:
-                content_type = response.headers.get("content-type", "")
-                if not content_type.startswith("text/event-stream"):
-                    raise BackendError(
-                        f"The backend answered with {content_type or 'no content type'}, "
-                        "not an event stream; is the base URL an OpenAI-compatible /v1?",
-                        retryable=False,
-                        code="invalid_response",
-                        partial=result,
-                    )
+                _require_content(response, "text/event-stream", "an event stream", result)
                 for chunk in sse_chunks(response.iter_lines(), result):
                     if should_stop():
                         raise Cancelled(result)
@@ -232,14 +224,7 @@ class OpenAIChatClient:
             # errors, without re-validating every message against its TypedDicts (a
             # third of the SDK's CPU per call); the run's messages were validated.
             response = self.client.post("/chat/completions", cast_to=httpx.Response, body=body)
-            content_type = response.headers.get("content-type", "")
-            if not content_type.startswith("application/json"):
-                raise BackendError(
-                    f"The backend answered with {content_type or 'no content type'}, "
-                    "not JSON; is the base URL an OpenAI-compatible /v1?",
-                    retryable=False,
-                    code="invalid_response",
-                )
+            _require_content(response, "application/json", "JSON")
             body = json.loads(response.content)
         except BackendError:
             raise
@@ -283,6 +268,19 @@ def completion_result(body, elapsed_ms: int) -> CallResult:
     if not result.text and not result.tool_calls:
         raise _empty_answer(result)
     return result
+
+
+def _require_content(response, media_type: str, what: str, partial=None) -> None:
+    """Refuse an answer of another kind (an HTML page from a wrong base URL, say)."""
+    content_type = response.headers.get("content-type", "")
+    if not content_type.startswith(media_type):
+        raise BackendError(
+            f"The backend answered with {content_type or 'no content type'}, "
+            f"not {what}; is the base URL an OpenAI-compatible /v1?",
+            retryable=False,
+            code="invalid_response",
+            partial=partial,
+        )
 
 
 def _empty_answer(result: CallResult) -> BackendError:
