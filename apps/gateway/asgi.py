@@ -92,6 +92,13 @@ class GatewayASGIHandler(ASGIHandler):
             return _TooLargeBody()
         return io.BytesIO(b"".join(parts))
 
+    async def send_response(self, response, send):
+        """Django's, with the length announced: a body of known size goes out whole,
+        not in HTTP chunks the client has to reassemble."""
+        if not response.streaming and not response.has_header("Content-Length"):
+            response["Content-Length"] = str(len(response.content))
+        await super().send_response(response, send)
+
     async def handle(self, scope, receive, send):
         try:
             body_file = await self.read_body(receive)

@@ -170,20 +170,23 @@ class OpenAIChatClient:
         result = CallResult()
         tool_calls: dict[int, dict] = {}
         started = time.monotonic()
-        kwargs = {k: params[k] for k in PASSTHROUGH_PARAMS if params.get(k) is not None}
+        body = _request_body(model, messages, params)
+        body.update(stream=True, stream_options={"include_usage": True})
         try:
-            with self.client.chat.completions.with_streaming_response.create(
-                model=model,
-                messages=messages,
-                stream=True,
-                stream_options={"include_usage": True},
-                **kwargs,
-            ) as response:
+            # sent as given, like complete_chat's, and read unparsed (``stream=True``
+            # leaves the body on the socket): the SDK's ``create`` checked every message
+            # against its TypedDicts first, the largest part of a streamed call's setup
+            response = self.client.post(
+                "/chat/completions", cast_to=httpx.Response, body=body, stream=True
+            )
+            try:
                 _require_content(response, "text/event-stream", "an event stream", result)
                 for chunk in sse_chunks(response.iter_lines(), result):
                     if should_stop():
                         raise Cancelled(result)
                     _take_chunk(chunk, result, tool_calls, started, on_delta)
+            finally:
+                response.close()
         except (Cancelled, BackendError):
             raise
         except Exception as exc:
@@ -215,8 +218,7 @@ class OpenAIChatClient:
         than by the SDK (a streamed call cost twice the CPU of this one: a dozen events
         to split and parse, for an answer nobody reads until it is whole). The call is
         not interrupted when its caller goes away; OpenAI does not stop such a call either."""
-        body = {k: params[k] for k in PASSTHROUGH_PARAMS if params.get(k) is not None}
-        body.update(model=model, messages=messages)
+        body = _request_body(model, messages, params)
         started = time.monotonic()
         try:
             # The SDK's documented way to send a request as given (``client.post`` with
@@ -231,6 +233,14 @@ class OpenAIChatClient:
         except Exception as exc:
             raise classify(exc, CallResult()) from None
         return completion_result(body, int((time.monotonic() - started) * 1000))
+
+
+def _request_body(model: str, messages: list[dict], params: dict) -> dict:
+    """The chat completions body: the run's own parameters (validated when it was
+    created), the model and the messages."""
+    body = {k: params[k] for k in PASSTHROUGH_PARAMS if params.get(k) is not None}
+    body.update(model=model, messages=messages)
+    return body
 
 
 def completion_result(body, elapsed_ms: int) -> CallResult:
