@@ -40,7 +40,10 @@ def pytest_configure(config):
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Throttle counters and cached lookups must not leak between tests."""
+    from apps.keys import key_cache
+
     cache.clear()
+    key_cache.clear()
     yield
 
 

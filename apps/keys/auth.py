@@ -1,26 +1,26 @@
 """Who is calling with this API key, and what its scopes let it do.
 
-:func:`authenticate` looks a key up by its public id through a cache entry
-that lives one second, so a revocation made in another process wins within a
-second; :mod:`apps.keys.services` also deletes the entry at once. The raw key
-is never logged; only the public id is.
+:func:`authenticate` looks a key up by its public id in the process's own
+entries (:mod:`apps.keys.key_cache`), which live one second, so a change made
+anywhere wins within a second; the services' changes (:func:`forget`) drop the
+entry in every process at once. The raw key is never logged; only the public
+id is.
 """
 
 import hmac
 import logging
+import time
 
 from django.core.cache import cache
 from django.utils import timezone
 
-from apps.keys import tokens
+from apps.keys import key_cache, tokens
 from apps.keys.models import ApiKey, KeyStatus, Scope
 from apps.teams.permissions import Action
 
 logger = logging.getLogger(__name__)
 
-CACHE_TTL_SECONDS = 1
 LAST_USED_EVERY_SECONDS = 60
-_MISSING = "missing"
 
 SCOPE_ACTIONS: dict[str, frozenset[Action]] = {
     Scope.READ: frozenset({Action.VIEW}),
@@ -37,23 +37,19 @@ SCOPE_ACTIONS: dict[str, frozenset[Action]] = {
 }
 
 
-def cache_key(public_id: str) -> str:
-    return f"keys:apikey:{public_id}"
-
-
 def forget(public_id: str) -> None:
-    """Drop the cached lookup so the next request reads the database."""
-    cache.delete(cache_key(public_id))
+    """Drop the kept lookup in every process so the next request reads the database."""
+    key_cache.forget(public_id)
 
 
 def _lookup(public_id: str) -> ApiKey | None:
-    entry = cache.get(cache_key(public_id))
-    if entry is None:
-        # the team comes along: every caller of a key needs it next
-        found = ApiKey.objects.select_related("team").filter(public_id=public_id).first()
-        entry = found or _MISSING
-        cache.set(cache_key(public_id), entry, CACHE_TTL_SECONDS)
-    return None if entry == _MISSING else entry
+    found, key = key_cache.get(public_id)
+    if found:
+        return key
+    read_at = time.monotonic()
+    # the team comes along: every caller of a key needs it next
+    key = ApiKey.objects.select_related("team").filter(public_id=public_id).first()
+    return key_cache.put(public_id, key, read_at)
 
 
 def _secret_matches(key: ApiKey, secret: str, now) -> bool:
@@ -71,7 +67,7 @@ def _secret_matches(key: ApiKey, secret: str, now) -> bool:
 def _touch(key: ApiKey, now) -> None:
     """Record use at most once a minute per key: ``cache.add`` is the guard.
 
-    The cached key is at most a second old, so a recent ``last_used_at`` on it
+    The kept key is at most a second old, so a recent ``last_used_at`` on it
     means nothing to do, without the guard's round trip to Redis.
     """
     recent = key.last_used_at and (now - key.last_used_at).total_seconds() < LAST_USED_EVERY_SECONDS
@@ -80,6 +76,7 @@ def _touch(key: ApiKey, now) -> None:
     if cache.add(f"keys:apikey-used:{key.public_id}", 1, LAST_USED_EVERY_SECONDS):
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
+        key_cache.note_use(key.public_id, now)
 
 
 INVALID = "Incorrect API key provided."
