@@ -33,11 +33,10 @@ def _value_sql(field, value, query, compiler) -> tuple[str, list]:
     return "%s", [field.get_db_prep_save(value, connection)]
 
 
-def insert(objs: list[Model]) -> None:
-    """Insert ``objs`` (one model, primary keys from the database) in one statement and
-    set their primary keys, as ``bulk_create`` does."""
-    if not objs:
-        return
+def insert_sql(objs: list[Model]) -> tuple[str, list]:
+    """The INSERT of ``objs`` (one model) that returns their primary keys, and its
+    parameters: what :func:`insert` runs, for a caller that puts it in a larger
+    statement (``apps.events.outbox.insert_with_event``)."""
     model = type(objs[0])
     meta = model._meta
     fields = _insert_fields(model)
@@ -57,13 +56,27 @@ def insert(objs: list[Model]) -> None:
         f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {', '.join(rows)} "  # noqa: S608
         f"RETURNING {quote(meta.pk.column)}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        keys = cursor.fetchall()
-    for obj, (pk,) in zip(objs, keys, strict=True):
+    return sql, params
+
+
+def inserted(objs: list[Model], keys) -> None:
+    """Mark ``objs`` as saved with the primary keys their INSERT returned, in order."""
+    for obj, pk in zip(objs, keys, strict=True):
         obj.pk = pk
         obj._state.adding = False
         obj._state.db = connection.alias
+
+
+def insert(objs: list[Model]) -> None:
+    """Insert ``objs`` (one model, primary keys from the database) in one statement and
+    set their primary keys, as ``bulk_create`` does."""
+    if not objs:
+        return
+    sql, params = insert_sql(objs)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        keys = [pk for (pk,) in cursor.fetchall()]
+    inserted(objs, keys)
 
 
 @functools.cache

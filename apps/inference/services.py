@@ -15,10 +15,10 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
-from apps.core import routing_versions, rows
+from apps.core import routing_versions
 from apps.core.crypto import encrypt, last4
 from apps.core.errors import Conflict, ServiceError
-from apps.events.outbox import emit
+from apps.events.outbox import emit, insert_with_event
 from apps.inference import dispatch, executor, validation
 from apps.inference.backends import KINDS, BackendError, client_for
 from apps.inference.models import Backend, BackendKind, ChatRun, RunStatus
@@ -243,7 +243,6 @@ def _enabled_backend(team: Team, backend_id, param: str) -> Backend:
     return backend
 
 
-@transaction.atomic
 def run_create(
     *,
     team: Team,
@@ -259,9 +258,14 @@ def run_create(
     end_user: str = "",
     reply=None,
 ) -> ChatRun:
-    """Record the request and hand it to a worker once the transaction commits.
+    """Record the request and hand it to a worker once it is committed.
     ``reply``: a :class:`~apps.inference.feed.Reply` when the caller waits for the
     answer on its process's reply channel (the gateway).
+
+    The only write is the run's row with its ``run.queued`` event, both or neither
+    (:func:`~apps.events.outbox.insert_with_event`: one statement on PostgreSQL), so
+    no transaction is opened here: every gateway call pays this write. Called inside
+    a caller's transaction, the task is sent when that one commits.
 
     ``backend`` instead of ``backend_id``: one the caller just read from
     ``backends_for_team`` (the gateway's raw-model path), so it isn't read again."""
@@ -312,23 +316,23 @@ def run_create(
             enqueued_at=timezone.now(),
             quota_reservation=reservation,
         )
-        rows.insert([run])  # every gateway call pays this INSERT: see apps/core/rows.py
-    emit(
-        team,
-        "run.queued",
-        subject=f"run/{run.pk}",
-        data={
-            "run_id": run.pk,
-            "model": run.model,
-            "assistant_id": run.assistant_id,
-            "key_id": run.api_key_id,
-            "backend_id": run.backend_id,
-            "messages": run.messages,
-        },
-        actor=actor,
-        assistant_id=run.assistant_id,
-        key_id=run.api_key_id,
-    )
+        insert_with_event(
+            run,
+            team,
+            "run.queued",
+            subject_prefix="run/",
+            id_field="run_id",
+            data={
+                "model": run.model,
+                "assistant_id": run.assistant_id,
+                "key_id": run.api_key_id,
+                "backend_id": run.backend_id,
+                "messages": run.messages,
+            },
+            actor=actor,
+            assistant_id=run.assistant_id,
+            key_id=run.api_key_id,
+        )
     transaction.on_commit(lambda: dispatch.enqueue_run(run.pk, reply))
     return run
 

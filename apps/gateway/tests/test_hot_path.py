@@ -12,6 +12,7 @@ import openai
 import pytest
 import redis
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils import timezone
 
 from apps.events.models import OutboxEvent
@@ -163,20 +164,26 @@ def test_a_web_process_dying_after_the_commit_loses_nothing(setup, celery_worker
     assert OutboxEvent.objects.filter(type="run.succeeded", subject=f"run/{run.pk}").count() == 1
 
 
-def test_a_web_process_dying_before_the_commit_leaves_nothing(setup, monkeypatch):
-    """The run's row and its event are one transaction: a death between the two writes
-    leaves neither, and no task was sent for a run that doesn't exist."""
+def test_a_run_whose_event_cannot_be_written_is_not_written_either(setup, monkeypatch):
+    """The run's row and its ``run.queued`` are one statement (``insert_with_event``): a
+    failure in the event's part leaves neither, and no task is sent for a run that
+    doesn't exist. (A web process that dies cannot stop between the two.)"""
+    from apps.events import outbox
+
     _team, _admin, _backend, _key, raw = setup
     sent: list[int] = []
     monkeypatch.setattr(
         "apps.inference.dispatch.enqueue_run", lambda run_id, reply=None: sent.append(run_id)
     )
-
-    def dies(*args, **kwargs):
-        raise SystemExit("the web process died")
-
-    monkeypatch.setattr("apps.inference.services.emit", dies)
-    with pytest.raises(SystemExit):
+    statement = outbox._insert_after_statement
+    monkeypatch.setattr(
+        outbox,
+        "_insert_after_statement",
+        lambda key: statement(key).replace(
+            "FROM inserted RETURNING", "FROM inserted WHERE 1 / 0 = 1 RETURNING"
+        ),
+    )
+    with pytest.raises(DatabaseError, match="division by zero"):
         _chat(raw)
     assert not ChatRun.objects.exists()
     assert not OutboxEvent.objects.filter(type="run.queued").exists()
