@@ -4,9 +4,10 @@ Cost is what the usage ledger billed for the run's attempts (written in the same
 transaction just before), so the live tiles and the usage pages agree.
 """
 
+import functools
 from decimal import Decimal
 
-from apps.events.outbox import emit
+from apps.events.outbox import RowEvent, emit
 
 FINAL_TYPES = {"succeeded": "run.succeeded", "failed": "run.failed", "cancelled": "run.cancelled"}
 
@@ -32,8 +33,26 @@ def _emit(run, type_: str, data: dict) -> None:
     )
 
 
+# run.started's fields, each from the run's attribute of that name: the same event
+# whether the claim writes it from Python (started) or in its own statement
+# (started_in_statement)
+STARTED = {
+    "run_id": "id",
+    "model": "model",
+    "assistant_id": "assistant_id",
+    "key_id": "api_key_id",
+    "delivery": "deliveries",
+}
+
+
 def started(run) -> None:
-    _emit(run, "run.started", {**_base(run), "delivery": run.deliveries})
+    _emit(run, "run.started", {name: getattr(run, attr) for name, attr in STARTED.items()})
+
+
+@functools.cache
+def started_in_statement(model) -> RowEvent:
+    """run.started written by the statement that claims the run (``executor``)."""
+    return RowEvent(model, "run.started", subject_prefix="run/", data=STARTED)
 
 
 def _billed(usage_records) -> tuple[Decimal, bool, int, int]:

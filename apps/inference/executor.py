@@ -14,6 +14,7 @@ retried or falls back, because the caller would see the answer twice; the run
 then keeps what was produced and its (estimated) usage.
 """
 
+import contextlib
 import functools
 import logging
 import random
@@ -80,11 +81,12 @@ CLAIM_FIELDS = ("status", "claim_token", "heartbeat_at", "started_at", "deliveri
 
 @functools.cache
 def _claim_queued_sql() -> str:
-    """One UPDATE that takes a queued, uncancelled run and returns its row."""
+    """One UPDATE that takes a queued, uncancelled run and returns its row; on PostgreSQL
+    the same statement writes its ``run.started`` (returned last: the event's sequence)."""
     meta = ChatRun._meta
     column = {name: meta.get_field(name).column for name in (*CLAIM_FIELDS, "cancel_requested_at")}
     # identifiers from the model's own metadata; every value is a parameter
-    return (
+    update = (
         f"UPDATE {meta.db_table} SET {column['status']} = %s, "  # noqa: S608
         f"{column['claim_token']} = %s, {column['heartbeat_at']} = %s, "
         f"{column['started_at']} = COALESCE({column['started_at']}, %s), "
@@ -92,30 +94,46 @@ def _claim_queued_sql() -> str:
         f"WHERE {meta.pk.column} = %s AND {column['status']} = %s "
         f"AND {column['cancel_requested_at']} IS NULL {rows.returning(ChatRun)}"
     )
+    if connection.vendor != "postgresql":
+        return update
+    event = run_events.started_in_statement(ChatRun)
+    return (
+        f"WITH claimed AS ({update}), {event.sql('claimed')} "  # noqa: S608 - as above
+        "SELECT claimed.*, event.sequence FROM claimed, event"
+    )
 
 
 def _claim_queued(run_id: int) -> tuple[ChatRun, uuid.UUID] | None:
     """The claim of almost every run: a queued one nobody cancelled, taken in one
-    statement (no lock held across a round trip, no join), its team, backend and
-    prompt version from the process's rows (:mod:`apps.inference.worker_rows`).
-    None when the run is anything else: :func:`claim`'s locked read decides then."""
+    statement with its ``run.started`` (on PostgreSQL: no transaction of its own, no
+    lock held across a round trip, no join), its team, backend and prompt version from
+    the process's rows (:mod:`apps.inference.worker_rows`). None when the run is
+    anything else: :func:`claim`'s locked read decides then."""
     token, now = uuid.uuid4(), timezone.now()
     meta = ChatRun._meta
     token_value = meta.get_field("claim_token").get_db_prep_value(token, connection)
     now_value = meta.get_field("heartbeat_at").get_db_prep_value(now, connection)
     params = [RunStatus.RUNNING, token_value, now_value, now_value, run_id, RunStatus.QUEUED]
-    with transaction.atomic():
+    in_statement = connection.vendor == "postgresql"
+    if in_statement:
+        event = run_events.started_in_statement(ChatRun)
+        event_params, event_row = event.params()
+        params += event_params
+    with contextlib.nullcontext() if in_statement else transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(_claim_queued_sql(), params)
             row = cursor.fetchone()
         if row is None:
             return None
-        run = rows.from_row(ChatRun, row)
+        run = rows.from_row(ChatRun, row[:-1] if in_statement else row)
         run.team = worker_rows.team(run.team_id)
         run.backend = worker_rows.backend(run.backend_id, team_id=run.team_id)
         if run.prompt_version_id is not None:
             run.prompt_version = worker_rows.prompt_version(run.prompt_version_id)
-        run_events.started(run)
+        if in_statement:
+            event.written(event_row, row[-1], run)
+        else:
+            run_events.started(run)
     return run, token
 
 

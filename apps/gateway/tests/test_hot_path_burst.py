@@ -2,23 +2,27 @@
 
 Fifty requests at once from five OS processes (the ``openai`` SDK, ten threads
 each) against a live server and a real Celery worker calling the simulator,
-with a priced model and a quota counting tokens, cost and requests. Afterwards
-every request is one succeeded run with one attempt, one ledger row and one of
-each of its events; the usage page's figures equal the ledger before and after
+with a priced model and a quota counting tokens, cost and requests, and the
+outbox relay publishing to Kafka (Tansu). Afterwards every request is one
+succeeded run with one attempt, one ledger row and one of each of its events, on
+the topic once each; the usage page's figures equal the ledger before and after
 the rollups are folded from it; the quota's counters equal the ledger and hold
 no reservation. This is the bookkeeping the hot path batches and defers
 (events handed over in batches, settlement after the reply, rollups folded
 later), checked where it must end up exact.
 """
 
+import json
 import time
 from collections import Counter
 from decimal import Decimal
 
 import pytest
 from django.db.models import Count, Sum
+from kafka import KafkaConsumer
 
 from apps.events.models import OutboxEvent
+from apps.events.tests.helpers import start_relay, use_fresh_topic
 from apps.inference.models import ChatRun, RunAttempt, RunStatus
 from apps.inference.tests.factories import simulator_backend, team_with_admin
 from apps.keys.tests.factories import make_key
@@ -38,21 +42,34 @@ def _rollup_sums(rows) -> dict:
     return rows.aggregate(requests=Sum("requests"), tokens=Sum("total_tokens"), cost=Sum("cost"))
 
 
-def _events(team, type_: str) -> Counter:
-    """How many events of ``type_`` each run has, once the last one is stamped sent."""
-    deadline = time.monotonic() + 15
-    rows = OutboxEvent.objects.filter(team_id=team.pk, type=type_)
-    while time.monotonic() < deadline and (
-        rows.count() < REQUESTS or rows.filter(published_at=None).exists()
-    ):
+def _published(team) -> None:
+    """Wait until the relay has put every event of the team on the topic."""
+    deadline = time.monotonic() + 30
+    rows = OutboxEvent.objects.filter(team_id=team.pk)
+    while rows.filter(published_at=None).exists() or rows.count() < 3 * REQUESTS:
+        assert time.monotonic() < deadline, "events left unpublished"
         time.sleep(0.1)
-    return Counter(rows.values_list("subject", flat=True))
+
+
+def _on_topic(topic: str, bootstrap: str) -> list[dict]:
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+    )
+    try:
+        return [json.loads(message.value) for message in consumer]
+    finally:
+        consumer.close()
 
 
 def test_a_burst_leaves_runs_ledger_rollups_events_and_quota_equal(
-    simulator, asgi_live_server, celery_workers
+    simulator, asgi_live_server, celery_workers, settings, kafka_bootstrap
 ):
+    topic = use_fresh_topic(settings, kafka_bootstrap)
     celery_workers(concurrency=24)
+    relay = start_relay()
     simulator.config.latency_ms = 200  # the burst overlaps in the worker
     team, admin = team_with_admin()
     simulator_backend(team, admin, simulator)
@@ -80,13 +97,20 @@ def test_a_burst_leaves_runs_ledger_rollups_events_and_quota_equal(
     assert totals["tokens"] == sum(run.total_tokens for run in runs) > 0
     assert totals["cost"] > 0
 
-    # the run's own events: one of each per run, every one handed over
+    # the run's own events: one of each per run, each on the topic once
+    _published(team)
+    relay.halt()
+    assert relay.error is None
     subjects = {f"run/{run.pk}" for run in runs}
+    stored = OutboxEvent.objects.filter(team_id=team.pk, subject__in=subjects)
+    seen = Counter(stored.values_list("type", "subject"))
     for type_ in ("run.queued", "run.started", "run.succeeded"):
-        seen = _events(team, type_)
-        assert set(seen) == subjects and set(seen.values()) == {1}, type_
-        unsent = OutboxEvent.objects.filter(team_id=team.pk, type=type_, published_at=None)
-        assert not unsent.exists(), type_
+        assert {subject for kind, subject in seen if kind == type_} == subjects, type_
+    assert set(seen.values()) == {1}
+    on_topic = [e for e in _on_topic(topic, kafka_bootstrap) if e.get("subject") in subjects]
+    assert sorted(e["id"] for e in on_topic) == sorted(
+        str(i) for i in stored.values_list("event_id", flat=True)
+    )
 
     # the usage page reads the ledger, then the rollups folded from it: the same figures
     month = window_for(team.zone, "30d")

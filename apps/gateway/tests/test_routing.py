@@ -64,12 +64,12 @@ def start(actor, model: str, **fields):
 
 
 def statements_before_the_run(queries) -> list[str]:
-    """What ran before the run's INSERT. The test's own transaction makes run_create's
-    atomic block a savepoint; in a server it is the outermost one and sends no statement."""
+    """What ran before the run's INSERT (one statement with its event, no transaction
+    of its own; savepoints, if any, are the test's)."""
     before = []
     for query in queries.captured_queries:
         sql = query["sql"]
-        if sql.startswith('INSERT INTO "inference_chatrun"'):
+        if sql.startswith('WITH inserted AS (INSERT INTO "inference_chatrun"'):
             return before
         if not sql.startswith(("SAVEPOINT", "RELEASE SAVEPOINT")):
             before.append(sql)

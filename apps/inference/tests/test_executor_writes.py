@@ -3,7 +3,7 @@ rows it takes from the process (team, backend, prompt version), the final write,
 and the non-streamed backend call a caller that does not stream gets."""
 
 import pytest
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -44,12 +44,10 @@ def test_a_queued_run_is_claimed_in_one_statement_and_its_rows_come_from_the_pro
     with CaptureQueriesContext(connection) as queries:
         run, token = executor.claim(run_id)
         assert (run.team.pk, run.backend.pk) == (team.pk, backend.pk)  # no query for these
-    statements = [  # the test's transaction turns the claim's into a savepoint
-        q["sql"].split()[0].upper()
-        for q in queries
-        if not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))
-    ]
-    assert statements == ["UPDATE", "INSERT"], [q["sql"][:80] for q in queries]
+    statements = [q["sql"] for q in queries]  # no savepoint: it needs no transaction
+    assert len(statements) == 1, [sql[:80] for sql in statements]
+    assert statements[0].startswith("WITH claimed AS (UPDATE ")
+    assert "event AS (INSERT INTO events_outboxevent " in statements[0]
 
     stored = ChatRun.objects.get(pk=run_id)
     assert (stored.status, stored.deliveries, stored.claim_token) == (
@@ -67,6 +65,25 @@ def test_a_queued_run_is_claimed_in_one_statement_and_its_rows_come_from_the_pro
         "delivery": 1,
     }
     assert executor.claim(run_id) is None  # taken: a second delivery does nothing
+
+
+def test_a_claim_and_its_event_are_one_statement_both_or_neither(simulator, monkeypatch):
+    """A failure in the event's half of the claim leaves the run queued for the next
+    delivery: no half-claimed run without its run.started."""
+    team, admin = team_with_admin()
+    backend = simulator_backend(team, admin, simulator)
+    run_id = queued(team, admin, backend).pk
+    broken = executor._claim_queued_sql().replace(
+        "FROM claimed RETURNING", "FROM claimed WHERE 1 / 0 = 1 RETURNING"
+    )
+    monkeypatch.setattr(executor, "_claim_queued_sql", lambda: broken)
+    with pytest.raises(DatabaseError, match="division by zero"), transaction.atomic():
+        executor.claim(run_id)  # (the savepoint stands for the test's own transaction)
+    monkeypatch.undo()
+    stored = ChatRun.objects.get(pk=run_id)
+    assert (stored.status, stored.deliveries, stored.claim_token) == (RunStatus.QUEUED, 0, None)
+    assert not OutboxEvent.objects.filter(type="run.started").exists()
+    assert executor.claim(run_id) is not None  # the next delivery takes it
 
 
 def test_the_claimed_run_is_the_row_the_orm_would_load(simulator):
