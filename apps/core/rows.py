@@ -33,10 +33,14 @@ def _value_sql(field, value, query, compiler) -> tuple[str, list]:
     return "%s", [field.get_db_prep_save(value, connection)]
 
 
-def insert_sql(objs: list[Model]) -> tuple[str, list]:
-    """The INSERT of ``objs`` (one model) that returns their primary keys, and its
-    parameters: what :func:`insert` runs, for a caller that puts it in a larger
-    statement (``apps.events.outbox.insert_with_event``)."""
+def insert_sql(
+    objs: list[Model], *, returning: tuple[str, ...] = (), given=None
+) -> tuple[str, list]:
+    """The INSERT of ``objs`` (one model) that returns their primary keys (then the
+    ``returning`` attributes' columns), and its parameters: what :func:`insert` runs,
+    for a caller that puts it in a larger statement (``apps.events.outbox``,
+    ``apps.inference.final_write``). ``given(obj)``: attribute name -> ``(sql,
+    params)`` for values another part of that statement supplies."""
     model = type(objs[0])
     meta = model._meta
     fields = _insert_fields(model)
@@ -45,16 +49,23 @@ def insert_sql(objs: list[Model]) -> tuple[str, list]:
     quote = connection.ops.quote_name
     rows, params = [], []
     for obj in objs:
+        supplied = given(obj) if given else {}
         placeholders = []
         for field in fields:
-            sql, values = _value_sql(field, field.pre_save(obj, True), query, compiler)
+            if field.attname in supplied:
+                sql, values = supplied[field.attname]
+            else:
+                sql, values = _value_sql(field, field.pre_save(obj, True), query, compiler)
             placeholders.append(sql)
             params.extend(values)
         rows.append(f"({', '.join(placeholders)})")
     columns = ", ".join(quote(f.column) for f in fields)
+    returned = ", ".join(
+        quote(column) for column in (meta.pk.column, *(meta.get_field(n).column for n in returning))
+    )
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {', '.join(rows)} "  # noqa: S608
-        f"RETURNING {quote(meta.pk.column)}"
+        f"RETURNING {returned}"
     )
     return sql, params
 
@@ -89,9 +100,8 @@ def _update_sql(model: type[Model], fields: tuple[str, ...], where: tuple[str, .
     return f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {conditions}"  # noqa: S608
 
 
-def update(instance: Model, fields: tuple[str, ...], **where) -> int:
-    """Write ``fields`` of ``instance`` to its row if the row still matches ``where``
-    (equality on each named field); returns how many rows it changed (0 or 1)."""
+def update_sql(instance: Model, fields: tuple[str, ...], **where) -> tuple[str, list]:
+    """The UPDATE :func:`update` runs, and its parameters."""
     meta = type(instance)._meta
     params = []
     for name in fields:
@@ -100,8 +110,15 @@ def update(instance: Model, fields: tuple[str, ...], **where) -> int:
     params.append(meta.pk.get_db_prep_value(instance.pk, connection))
     for name, value in where.items():
         params.append(meta.get_field(name).get_db_prep_value(value, connection))
+    return _update_sql(type(instance), fields, tuple(where)), params
+
+
+def update(instance: Model, fields: tuple[str, ...], **where) -> int:
+    """Write ``fields`` of ``instance`` to its row if the row still matches ``where``
+    (equality on each named field); returns how many rows it changed (0 or 1)."""
+    sql, params = update_sql(instance, fields, **where)
     with connection.cursor() as cursor:
-        cursor.execute(_update_sql(type(instance), fields, tuple(where)), params)
+        cursor.execute(sql, params)
         return cursor.rowcount
 
 

@@ -86,7 +86,7 @@ def _insert(row: OutboxEvent) -> None:
     row._state.db = connection.alias
 
 
-def _build(team, type: str, *, subject, data, actor, assistant_id, key_id) -> OutboxEvent:
+def build(team, type: str, *, subject, data, actor, assistant_id, key_id) -> OutboxEvent:
     """The unsaved row: content fields of the type (prompts, answers) are dropped unless
     the team turned ``events_include_content`` on; keys the catalogue doesn't list are
     dropped too, so nothing slips out by accident."""
@@ -112,13 +112,40 @@ def _build(team, type: str, *, subject, data, actor, assistant_id, key_id) -> Ou
     )
 
 
-def _written(row: OutboxEvent) -> None:
+def written(row: OutboxEvent) -> None:
     """What follows every written event: its check (tests), and its hand-off on commit."""
     if settings.EVENTS_CHECK_ON_EMIT:  # a caller's bug fails here, not on the topic
         envelope.validate(envelope.build(row))
     # With Kafka, the insert trigger's NOTIFY (delivered on commit) wakes the relay.
     if not settings.KAFKA_BOOTSTRAP_SERVERS:
         transaction.on_commit(lambda: deliver_directly(row))
+
+
+def insert_sql(row: OutboxEvent, *, subject_sql: str) -> tuple[str, list]:
+    """The row's INSERT (returning its sequence) for a caller's larger statement, its
+    subject given as SQL (``%s`` placeholders allowed, filled by the row's subject):
+    ``executor``'s final write makes the subject depend on its guarded UPDATE."""
+    sql, attnames = _insert_statement()
+    meta = OutboxEvent._meta
+    values = ", ".join(
+        subject_sql if name == "subject" else "%s::jsonb" if name == "data" else "%s"
+        for name in _COLUMNS
+    )
+    columns = ", ".join(meta.get_field(name).column for name in _COLUMNS)
+    # identifiers from the model's own metadata; every value is a parameter
+    sql = (
+        f"INSERT INTO {meta.db_table} ({columns}) VALUES ({values}) "  # noqa: S608
+        f"RETURNING {meta.pk.column}"
+    )
+    params = []
+    for name, attname in zip(_COLUMNS, attnames, strict=True):
+        if name == "subject":
+            params += [row.subject] * subject_sql.count("%s")
+        elif name == "data":
+            params.append(json.dumps(row.data))
+        else:
+            params.append(getattr(row, attname))
+    return sql, params
 
 
 def emit(
@@ -132,7 +159,7 @@ def emit(
     key_id: int | None = None,
 ) -> OutboxEvent:
     """Record ``type`` for ``team`` in the current transaction."""
-    row = _build(
+    row = build(
         team,
         type,
         subject=subject,
@@ -142,7 +169,7 @@ def emit(
         key_id=key_id,
     )
     _insert(row)
-    _written(row)
+    written(row)
     return row
 
 
@@ -187,7 +214,7 @@ def insert_with_event(
     fed by it), so it needs no transaction of its own: the gateway's web side writes a
     run and its ``run.queued`` in one round trip instead of four (BEGIN, two INSERTs,
     COMMIT). Elsewhere, two INSERTs in a transaction."""
-    row = _build(
+    row = build(
         team,
         type,
         subject=subject_prefix,
@@ -204,7 +231,7 @@ def insert_with_event(
             row.subject = f"{subject_prefix}{obj.pk}"[:200]
             row.data[id_field] = obj.pk
             _insert(row)
-        _written(row)
+        written(row)
         return row
     insert_sql, params = rows.insert_sql([obj])
     key = connection.ops.quote_name(obj._meta.pk.column)
@@ -223,7 +250,7 @@ def insert_with_event(
     row.sequence, row.subject = sequence, f"{subject_prefix}{obj_pk}"[:200]
     row.data[id_field] = obj_pk
     row._state.adding, row._state.db = False, connection.alias
-    _written(row)
+    written(row)
     return row
 
 
@@ -311,7 +338,7 @@ class RowEvent:
             )
         )
         row._state.adding, row._state.db = False, connection.alias
-        _written(row)
+        written(row)
         return row
 
 

@@ -7,7 +7,7 @@ transaction just before), so the live tiles and the usage pages agree.
 import functools
 from decimal import Decimal
 
-from apps.events.outbox import RowEvent, emit
+from apps.events.outbox import RowEvent, build, emit
 
 FINAL_TYPES = {"succeeded": "run.succeeded", "failed": "run.failed", "cancelled": "run.cancelled"}
 
@@ -61,11 +61,12 @@ def _billed(usage_records) -> tuple[Decimal, bool, int, int]:
     return cost, priced, len(usage_records), sum(r.total_tokens for r in usage_records)
 
 
-def finished(run, usage_records) -> None:
-    """The run's final event, with what the ledger just billed for its attempts."""
+def finished_event(run, usage_records) -> tuple[str, dict] | None:
+    """The run's final event type and data, with what the ledger just billed for its
+    attempts; None for a run that did not end."""
     type_ = FINAL_TYPES.get(run.status)
     if type_ is None:
-        return
+        return None
     cost, priced, attempts, attempt_tokens = _billed(usage_records)
     data = {
         **_base(run),
@@ -83,4 +84,29 @@ def finished(run, usage_records) -> None:
         data.update(finish_reason=run.finish_reason or "", output=run.output)
     elif type_ == "run.failed":
         data.update(error_code=run.error_code or "error", error=run.error)
-    _emit(run, type_, data)
+    return type_, data
+
+
+def finished(run, usage_records) -> None:
+    """Write the run's final event in the caller's transaction."""
+    event = finished_event(run, usage_records)
+    if event is not None:
+        _emit(run, *event)
+
+
+def finished_row(run, usage_records):
+    """The run's final event as an unsaved outbox row (for a statement that writes it
+    with the run's other final rows), or None."""
+    event = finished_event(run, usage_records)
+    if event is None:
+        return None
+    type_, data = event
+    return build(
+        run.team,
+        type_,
+        subject=f"run/{run.pk}",
+        data=data,
+        actor=None,
+        assistant_id=run.assistant_id,
+        key_id=run.api_key_id,
+    )

@@ -29,8 +29,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.core import rows
-from apps.events import run_events
-from apps.inference import feed, tokens, worker_rows
+from apps.events import outbox, run_events
+from apps.inference import feed, final_statement, tokens, worker_rows
 from apps.inference.backends import BackendError, CallResult, Cancelled, client_for
 from apps.inference.models import Backend, ChatRun, RunAttempt, RunStatus
 from apps.inference.outcome import final_message
@@ -413,12 +413,15 @@ def write_final(
     claim_token: uuid.UUID | None = None,
 ) -> bool:
     """Store the outcome on the run and announce it after commit: the caller's answer
-    first, then the quota settlement, then the events. Call inside a transaction.
+    first, then the quota settlement, then the events.
 
-    The run is either locked by the caller, or (``claim_token``) the one the claim
-    read: then the write is one UPDATE guarded by the token, and False (nothing
-    written) means another worker or the sweeper took the run meanwhile. Only the
-    outcome's columns are written, never the request's (messages can be large)."""
+    The run is either locked by the caller (call inside that transaction), or
+    (``claim_token``) the one the claim read: then the write is guarded by the token,
+    and False (nothing written) means another worker or the sweeper took the run
+    meanwhile. On PostgreSQL that write is one statement
+    (:mod:`apps.inference.final_statement`) that needs no transaction; elsewhere, call
+    inside one. Only the outcome's columns are written, never the request's (messages
+    can be large)."""
     result = outcome.result
     now = timezone.now()
     successful_or_last = outcome.attempts[-1] if outcome.attempts else None
@@ -442,6 +445,15 @@ def write_final(
     if run.started_at:
         run.latency_ms = int((now - run.started_at).total_seconds() * 1000)
     run.heartbeat_at = None
+    if claim_token is not None and connection.vendor == "postgresql":
+        written = final_statement.write(run, FINAL_FIELDS, outcome.attempts, claim_token)
+        if written is None:
+            return False
+        records, event = written
+        _announce(run, records, reply)
+        if event is not None:
+            outbox.written(event)
+        return True
     if claim_token is None:
         run.save(update_fields=FINAL_FIELDS)
     elif not rows.update(run, FINAL_FIELDS, claim_token=claim_token, status=RunStatus.RUNNING):
@@ -449,11 +461,17 @@ def write_final(
     rows.insert(outcome.attempts)
     # billed once: the quota settlement and the event read the same records
     records = usage_ledger.record(run, outcome.attempts)
+    _announce(run, records, reply)
+    run_events.finished(run, records)
+    return True
+
+
+def _announce(run: ChatRun, records, reply: feed.Reply | None) -> None:
+    """Once the end is committed: the caller's answer first, then the quota settlement
+    (the event's hand-off follows it)."""
     final = final_message(run, records)
     transaction.on_commit(lambda: feed.publish(run.pk, final, reply=reply))
     quotas.settle_run(run, records)
-    run_events.finished(run, records)
-    return True
 
 
 def end_without_call(
@@ -489,7 +507,9 @@ def _execute_claimed(run: ChatRun, token: uuid.UUID, reply: feed.Reply | None) -
     except LostClaim:
         return "lost-claim"
     deltas.flush()
-    with transaction.atomic():
+    # one statement on PostgreSQL (apps/inference/final_statement.py): no transaction
+    # of its own there; elsewhere the writes share this one
+    with contextlib.nullcontext() if connection.vendor == "postgresql" else transaction.atomic():
         if not write_final(run, outcome, reply, claim_token=token):
             return "lost-claim"
     deltas.forget()  # the stored output is the truth now

@@ -2,6 +2,8 @@
 rows it takes from the process (team, backend, prompt version), the final write,
 and the non-streamed backend call a caller that does not stream gets."""
 
+import uuid
+
 import pytest
 from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -213,3 +215,91 @@ def test_backend_errors_of_a_call_that_does_not_stream(simulator, fault, retryab
             model="sim-small", messages=HELLO, params={}, should_stop=lambda: False
         )
     assert (caught.value.retryable, caught.value.code) == (retryable, code)
+
+
+def _two_attempts(run, token, backend) -> list[RunAttempt]:
+    """A failed attempt then a successful one, as a fallback leaves them."""
+    now = timezone.now()
+    common = {"run": run, "claim_token": token, "backend": backend, "started_at": now}
+    return [
+        RunAttempt(
+            number=1,
+            model="sim-small",
+            succeeded=False,
+            error="Backend answered 500",
+            http_status=500,
+            finished_at=now,
+            **common,
+        ),
+        RunAttempt(
+            number=2,
+            model="sim-large",
+            succeeded=True,
+            prompt_tokens=7,
+            completion_tokens=5,
+            total_tokens=12,
+            latency_ms=40,
+            finished_at=now,
+            **common,
+        ),
+    ]
+
+
+def _ledger_rows(run) -> list[tuple]:
+    return [
+        (r.attempt.number, r.status, r.model, r.total_tokens, r.cost, r.http_status, r.run_id)
+        for r in UsageRecord.objects.filter(run=run).select_related("attempt").order_by("pk")
+    ]
+
+
+def test_a_claimed_runs_end_is_one_statement_and_stores_what_the_locked_path_stores(simulator):
+    team, admin = team_with_admin()
+    backend = simulator_backend(team, admin, simulator)
+    claimed, token = executor.claim(queued(team, admin, backend).pk)
+    attempts = _two_attempts(claimed, token, backend)
+    result = executor.CallResult(text="fallback answer", finish_reason="stop")
+    target = executor.Target(backend, "sim-large")
+    outcome = executor.Outcome(RunStatus.SUCCEEDED, result, target, attempts=attempts)
+    with CaptureQueriesContext(connection) as queries:
+        assert executor.write_final(claimed, outcome, claim_token=token) is True
+    writes = [  # (the price list is read once per process, not per run)
+        q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE", "SELECT"))
+    ]
+    assert len(writes) == 1 and writes[0].startswith("WITH run AS (UPDATE ")
+
+    locked_run = ChatRun.objects.select_for_update().get(pk=queued(team, admin, backend).pk)
+    locked_run.started_at = timezone.now()
+    same = _two_attempts(locked_run, uuid.uuid4(), backend)
+    executor.write_final(
+        locked_run, executor.Outcome(RunStatus.SUCCEEDED, result, target, attempts=same)
+    )
+
+    one, other = ChatRun.objects.get(pk=claimed.pk), ChatRun.objects.get(pk=locked_run.pk)
+    for name in ("status", "output", "total_tokens", "served_model", "finish_reason"):
+        assert getattr(one, name) == getattr(other, name), name
+    assert [a.pk for a in attempts] == list(
+        RunAttempt.objects.filter(run=claimed).order_by("number").values_list("pk", flat=True)
+    )
+    mine, theirs = _ledger_rows(claimed), _ledger_rows(locked_run)
+    assert [row[:-1] for row in mine] == [row[:-1] for row in theirs]
+    assert [row[0] for row in mine] == [1, 2] and {row[-1] for row in mine} == {claimed.pk}
+    for run in (claimed, locked_run):
+        (event,) = OutboxEvent.objects.filter(type="run.succeeded", subject=f"run/{run.pk}")
+        assert event.data["attempts"] == 2 and event.data["attempt_tokens"] == 12
+
+
+@pytest.mark.parametrize("with_attempts", [True, False])
+def test_a_lost_claim_leaves_no_attempt_ledger_row_or_event(simulator, with_attempts):
+    team, admin = team_with_admin()
+    backend = simulator_backend(team, admin, simulator)
+    run, token = executor.claim(queued(team, admin, backend).pk)
+    ChatRun.objects.filter(pk=run.pk).update(claim_token=None)  # the sweeper took it back
+    attempts = _two_attempts(run, token, backend) if with_attempts else []
+    outcome = executor.Outcome(
+        RunStatus.FAILED, executor.CallResult(), None, "All backends failed", "x", attempts
+    )
+    assert executor.write_final(run, outcome, claim_token=token) is False
+    assert ChatRun.objects.get(pk=run.pk).status == RunStatus.RUNNING
+    assert not RunAttempt.objects.filter(run=run).exists()
+    assert not UsageRecord.objects.filter(run=run).exists()
+    assert not OutboxEvent.objects.filter(type="run.failed").exists()

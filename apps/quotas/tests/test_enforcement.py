@@ -6,7 +6,6 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from apps.core import rows
 from apps.core.errors import RateLimited
 from apps.events import envelope
 from apps.events.models import OutboxEvent
@@ -119,10 +118,10 @@ def test_a_failed_insert_releases_the_reservation(monkeypatch):
     backend = local_backend(team, admin)
     make_quota(team, token_budget=10_000)
 
-    def broken(objs):
+    def broken(*args, **kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(rows, "insert", broken)
+    monkeypatch.setattr("apps.inference.services.insert_with_event", broken)
     with pytest.raises(RuntimeError):
         start(team, admin, backend)
     assert budget_of(team) == store.Budget()
