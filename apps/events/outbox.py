@@ -21,7 +21,6 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.core import rows
 from apps.events import envelope
 from apps.events.catalogue import TYPES
 from apps.events.models import OutboxEvent
@@ -42,7 +41,7 @@ def actor_ref(actor) -> tuple[str, str]:
     return "system", str(actor)[:200]
 
 
-_COLUMNS = (
+COLUMNS = (
     "event_id",
     "team",
     "type",
@@ -57,26 +56,26 @@ _COLUMNS = (
 
 
 @cache
-def _insert_statement() -> tuple[str, tuple[str, ...]]:
+def insert_statement() -> tuple[str, tuple[str, ...]]:
     """The INSERT and the row attributes that fill its parameters, in order."""
     meta = OutboxEvent._meta
-    fields = [meta.get_field(name) for name in _COLUMNS]
+    fields = [meta.get_field(name) for name in COLUMNS]
     columns = ", ".join(f.column for f in fields)
-    values = ", ".join("%s::jsonb" if name == "data" else "%s" for name in _COLUMNS)
+    values = ", ".join("%s::jsonb" if name == "data" else "%s" for name in COLUMNS)
     # identifiers from the model's own metadata; every value is a parameter
     table, key = meta.db_table, meta.pk.column
     sql = f"INSERT INTO {table} ({columns}) VALUES ({values}) RETURNING {key}"  # noqa: S608
     return sql, tuple(f.attname for f in fields)
 
 
-def _insert(row: OutboxEvent) -> None:
+def insert(row: OutboxEvent) -> None:
     """Write the row. ``emit`` runs on every write path, so on PostgreSQL this is one
     plain statement: a third of the CPU of ``Model.save`` (183 -> 62 us per event,
     which bench/events.py's writers feel). Other databases take the ORM's way."""
     if connection.vendor != "postgresql":
         row.save(force_insert=True)
         return
-    sql, attnames = _insert_statement()
+    sql, attnames = insert_statement()
     values = [getattr(row, name) for name in attnames]
     values[-1] = json.dumps(row.data)
     with connection.cursor() as cursor:
@@ -121,33 +120,6 @@ def written(row: OutboxEvent) -> None:
         transaction.on_commit(lambda: deliver_directly(row))
 
 
-def insert_sql(row: OutboxEvent, *, subject_sql: str) -> tuple[str, list]:
-    """The row's INSERT (returning its sequence) for a caller's larger statement, its
-    subject given as SQL (``%s`` placeholders allowed, filled by the row's subject):
-    ``executor``'s final write makes the subject depend on its guarded UPDATE."""
-    sql, attnames = _insert_statement()
-    meta = OutboxEvent._meta
-    values = ", ".join(
-        subject_sql if name == "subject" else "%s::jsonb" if name == "data" else "%s"
-        for name in _COLUMNS
-    )
-    columns = ", ".join(meta.get_field(name).column for name in _COLUMNS)
-    # identifiers from the model's own metadata; every value is a parameter
-    sql = (
-        f"INSERT INTO {meta.db_table} ({columns}) VALUES ({values}) "  # noqa: S608
-        f"RETURNING {meta.pk.column}"
-    )
-    params = []
-    for name, attname in zip(_COLUMNS, attnames, strict=True):
-        if name == "subject":
-            params += [row.subject] * subject_sql.count("%s")
-        elif name == "data":
-            params.append(json.dumps(row.data))
-        else:
-            params.append(getattr(row, attname))
-    return sql, params
-
-
 def emit(
     team,
     type: str,
@@ -168,178 +140,9 @@ def emit(
         assistant_id=assistant_id,
         key_id=key_id,
     )
-    _insert(row)
+    insert(row)
     written(row)
     return row
-
-
-@cache
-def _insert_after_statement(key: str) -> str:
-    """The event's INSERT fed by ``inserted``, the row it is about (``key``: its
-    primary key column, quoted), returning the event's sequence and that key."""
-    meta = OutboxEvent._meta
-    columns = ", ".join(meta.get_field(name).column for name in _COLUMNS)
-    values = []
-    for name in _COLUMNS:
-        if name == "subject":
-            values.append(f"%s || inserted.{key}")
-        elif name == "data":
-            values.append(f"jsonb_set(%s::jsonb, %s::text[], to_jsonb(inserted.{key}))")
-        else:
-            values.append("%s")
-    # identifiers from the models' own metadata; every value is a parameter
-    return (
-        f"event AS (INSERT INTO {meta.db_table} ({columns}) "  # noqa: S608
-        f"SELECT {', '.join(values)} FROM inserted RETURNING {meta.pk.column}) "
-        f"SELECT event.{meta.pk.column}, inserted.{key} FROM event, inserted"
-    )
-
-
-def insert_with_event(
-    obj,
-    team,
-    type: str,
-    *,
-    subject_prefix: str,
-    id_field: str,
-    data: dict,
-    actor=None,
-    assistant_id: int | None = None,
-    key_id: int | None = None,
-) -> OutboxEvent:
-    """Insert ``obj`` and the event announcing it, both or neither: the event's subject is
-    ``subject_prefix`` and its ``data[id_field]`` is obj's new primary key.
-
-    On PostgreSQL this is one statement (the row's INSERT in a ``WITH``, the event's
-    fed by it), so it needs no transaction of its own: the gateway's web side writes a
-    run and its ``run.queued`` in one round trip instead of four (BEGIN, two INSERTs,
-    COMMIT). Elsewhere, two INSERTs in a transaction."""
-    row = build(
-        team,
-        type,
-        subject=subject_prefix,
-        data={**data, id_field: 0},
-        actor=actor,
-        assistant_id=assistant_id,
-        key_id=key_id,
-    )
-    if id_field not in row.data:
-        raise ValueError(f"{type} does not carry {id_field!r}; see apps/events/catalogue.py.")
-    if connection.vendor != "postgresql":
-        with transaction.atomic():
-            rows.insert([obj])
-            row.subject = f"{subject_prefix}{obj.pk}"[:200]
-            row.data[id_field] = obj.pk
-            _insert(row)
-        written(row)
-        return row
-    insert_sql, params = rows.insert_sql([obj])
-    key = connection.ops.quote_name(obj._meta.pk.column)
-    sql = f"WITH inserted AS ({insert_sql}), {_insert_after_statement(key)}"
-    for name, attname in zip(_COLUMNS, _insert_statement()[1], strict=True):
-        if name == "subject":
-            params.append(subject_prefix)
-        elif name == "data":
-            params += [json.dumps(row.data), f"{{{id_field}}}"]
-        else:
-            params.append(getattr(row, attname))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        sequence, obj_pk = cursor.fetchone()
-    rows.inserted([obj], [obj_pk])
-    row.sequence, row.subject = sequence, f"{subject_prefix}{obj_pk}"[:200]
-    row.data[id_field] = obj_pk
-    row._state.adding, row._state.db = False, connection.alias
-    written(row)
-    return row
-
-
-class RowEvent:
-    """An event whose values come from a row a statement writes, inserted by that same
-    statement: ``WITH source AS (UPDATE ... RETURNING ...), <event CTE> SELECT ...``.
-
-    For the writes every model call pays (a worker's claim is one ``UPDATE ...
-    RETURNING`` and its ``run.started``): one statement instead of BEGIN, UPDATE,
-    INSERT and COMMIT. ``data`` maps each field of the event to the row's attribute
-    that fills it; the type's catalogue entry must list every one (content fields are
-    not allowed here: they depend on the team's choice). After the statement,
-    :meth:`written` takes the event's sequence and the row's values and does what
-    :func:`emit` does after its INSERT."""
-
-    def __init__(
-        self,
-        model,
-        type: str,
-        *,
-        subject_prefix: str,
-        data: dict[str, str],
-        team: str = "team_id",
-        assistant: str = "assistant_id",
-        key: str = "api_key_id",
-    ):
-        event_type = TYPES.get(type)
-        if event_type is None or not set(data) <= set(event_type.fields):
-            raise ValueError(f"{type}: {sorted(data)} are not all fields of its catalogue entry.")
-        self.type, self.subject_prefix, self.data = type, subject_prefix, data
-        self.team, self.assistant, self.key = team, assistant, key
-        meta = model._meta
-        self.column = {f.attname: f.column for f in meta.concrete_fields}
-        self.pk = meta.pk.attname
-
-    def sql(self, source: str) -> str:
-        """``event AS (INSERT ... SELECT ... FROM source RETURNING sequence)``."""
-        meta = OutboxEvent._meta
-        columns = ", ".join(meta.get_field(name).column for name in _COLUMNS)
-        pairs = ", ".join(
-            f"'{name}', {source}.{self.column[attr]}" for name, attr in self.data.items()
-        )
-        values = {
-            "team": f"{source}.{self.column[self.team]}",
-            "subject": f"%s || {source}.{self.column[self.pk]}",
-            "assistant_id": f"{source}.{self.column[self.assistant]}",
-            "key_id": f"{source}.{self.column[self.key]}",
-            "data": f"jsonb_build_object({pairs})",
-        }
-        selected = ", ".join(values.get(name, "%s") for name in _COLUMNS)
-        # identifiers from the models' own metadata and the caller's literal field
-        # names; every value is a parameter
-        return (
-            f"event AS (INSERT INTO {meta.db_table} ({columns}) "  # noqa: S608
-            f"SELECT {selected} FROM {source} RETURNING {meta.pk.column})"
-        )
-
-    def params(self) -> tuple[list, OutboxEvent]:
-        """The statement's parameters (in :meth:`sql`'s order), and the row they describe."""
-        row = OutboxEvent(
-            type=self.type, time=timezone.now(), actor="system", actor_label="", data={}
-        )
-        given = {
-            "event_id": row.event_id,
-            "type": self.type,
-            "subject": self.subject_prefix,
-            "time": row.time,
-            "actor": row.actor,
-            "actor_label": row.actor_label,
-        }
-        return [given[name] for name in _COLUMNS if name in given], row
-
-    def written(self, row: OutboxEvent, sequence: int, instance) -> OutboxEvent:
-        """The row as stored (the instance is what the statement returned), then its
-        check and its hand-off on commit, as :func:`emit`'s."""
-        row.sequence = sequence
-        row.team_id = getattr(instance, self.team)
-        row.subject = f"{self.subject_prefix}{instance.pk}"[:200]
-        row.assistant_id = getattr(instance, self.assistant)
-        row.key_id = getattr(instance, self.key)
-        row.data = json.loads(
-            json.dumps(
-                {name: getattr(instance, attr) for name, attr in self.data.items()},
-                cls=DjangoJSONEncoder,
-            )
-        )
-        row._state.adding, row._state.db = False, connection.alias
-        written(row)
-        return row
 
 
 def deliver_directly(row: OutboxEvent) -> None:

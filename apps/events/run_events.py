@@ -7,7 +7,8 @@ transaction just before), so the live tiles and the usage pages agree.
 import functools
 from decimal import Decimal
 
-from apps.events.outbox import RowEvent, build, emit
+from apps.events.outbox import build, emit
+from apps.events.statement_events import RowEvent
 
 FINAL_TYPES = {"succeeded": "run.succeeded", "failed": "run.failed", "cancelled": "run.cancelled"}
 
@@ -21,16 +22,18 @@ def _base(run) -> dict:
     }
 
 
+def _about(run) -> dict:
+    """What every event of a run says besides its data: the run, its assistant and key."""
+    return {
+        "subject": f"run/{run.pk}",
+        "actor": None,
+        "assistant_id": run.assistant_id,
+        "key_id": run.api_key_id,
+    }
+
+
 def _emit(run, type_: str, data: dict) -> None:
-    emit(
-        run.team,
-        type_,
-        subject=f"run/{run.pk}",
-        data=data,
-        actor=None,
-        assistant_id=run.assistant_id,
-        key_id=run.api_key_id,
-    )
+    emit(run.team, type_, data=data, **_about(run))
 
 
 # run.started's fields, each from the run's attribute of that name: the same event
@@ -101,12 +104,4 @@ def finished_row(run, usage_records):
     if event is None:
         return None
     type_, data = event
-    return build(
-        run.team,
-        type_,
-        subject=f"run/{run.pk}",
-        data=data,
-        actor=None,
-        assistant_id=run.assistant_id,
-        key_id=run.api_key_id,
-    )
+    return build(run.team, type_, data=data, **_about(run))

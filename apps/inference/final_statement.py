@@ -26,7 +26,7 @@ from contextlib import nullcontext
 from django.db import IntegrityError, connection, transaction
 
 from apps.core import rows
-from apps.events import outbox, run_events
+from apps.events import run_events, statement_events
 from apps.events.models import OutboxEvent
 from apps.inference.models import ChatRun, RunStatus
 from apps.usage import ledger
@@ -65,7 +65,7 @@ def write(run: ChatRun, fields: tuple[str, ...], attempts: list, token):
         ]
     event = run_events.finished_row(run, records)
     if event is not None:
-        sql, more = outbox.insert_sql(event, subject_sql="(SELECT %s FROM run)")
+        sql, more = statement_events.insert_sql(event, subject_sql="(SELECT %s FROM run)")
         parts.append(f"event AS ({sql})")
         params += more
         key = OutboxEvent._meta.pk.column  # an identifier from the model's metadata

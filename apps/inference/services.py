@@ -18,7 +18,8 @@ from django.utils import timezone
 from apps.core import routing_versions
 from apps.core.crypto import encrypt, last4
 from apps.core.errors import Conflict, ServiceError
-from apps.events.outbox import emit, insert_with_event
+from apps.events.outbox import emit
+from apps.events.statement_events import insert_with_event
 from apps.inference import dispatch, executor, validation
 from apps.inference.backends import KINDS, BackendError, client_for
 from apps.inference.models import Backend, BackendKind, ChatRun, RunStatus

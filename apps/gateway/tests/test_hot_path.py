@@ -168,16 +168,16 @@ def test_a_run_whose_event_cannot_be_written_is_not_written_either(setup, monkey
     """The run's row and its ``run.queued`` are one statement (``insert_with_event``): a
     failure in the event's part leaves neither, and no task is sent for a run that
     doesn't exist. (A web process that dies cannot stop between the two.)"""
-    from apps.events import outbox
+    from apps.events import statement_events
 
     _team, _admin, _backend, _key, raw = setup
     sent: list[int] = []
     monkeypatch.setattr(
         "apps.inference.dispatch.enqueue_run", lambda run_id, reply=None: sent.append(run_id)
     )
-    statement = outbox._insert_after_statement
+    statement = statement_events._insert_after_statement
     monkeypatch.setattr(
-        outbox,
+        statement_events,
         "_insert_after_statement",
         lambda key: statement(key).replace(
             "FROM inserted RETURNING", "FROM inserted WHERE 1 / 0 = 1 RETURNING"
