@@ -25,7 +25,7 @@ def insert_sql(row: OutboxEvent, *, subject_sql: str) -> tuple[str, list]:
     """The row's INSERT (returning its sequence) for a caller's larger statement, its
     subject given as SQL (``%s`` placeholders allowed, filled by the row's subject):
     ``executor``'s final write makes the subject depend on its guarded UPDATE."""
-    sql, attnames = insert_statement()
+    attnames = insert_statement()[1]
     meta = OutboxEvent._meta
     values = ", ".join(
         subject_sql if name == "subject" else "%s::jsonb" if name == "data" else "%s"
@@ -108,9 +108,9 @@ def insert_with_event(
             insert(row)
         written(row)
         return row
-    insert_sql, params = rows.insert_sql([obj])
+    obj_sql, params = rows.insert_sql([obj])
     key = connection.ops.quote_name(obj._meta.pk.column)
-    sql = f"WITH inserted AS ({insert_sql}), {_insert_after_statement(key)}"
+    sql = f"WITH inserted AS ({obj_sql}), {_insert_after_statement(key)}"
     for name, attname in zip(COLUMNS, insert_statement()[1], strict=True):
         if name == "subject":
             params.append(subject_prefix)
