@@ -122,9 +122,9 @@ def insert_with_event(
         cursor.execute(sql, params)
         sequence, obj_pk = cursor.fetchone()
     rows.inserted([obj], [obj_pk])
-    row.sequence, row.subject = sequence, f"{subject_prefix}{obj_pk}"[:200]
+    rows.inserted([row], [sequence])
+    row.subject = f"{subject_prefix}{obj_pk}"[:200]
     row.data[id_field] = obj_pk
-    row._state.adding, row._state.db = False, connection.alias
     written(row)
     return row
 
@@ -201,7 +201,7 @@ class RowEvent:
     def written(self, row: OutboxEvent, sequence: int, instance) -> OutboxEvent:
         """The row as stored (the instance is what the statement returned), then its
         check and its hand-off on commit, as :func:`emit`'s."""
-        row.sequence = sequence
+        rows.inserted([row], [sequence])
         row.team_id = getattr(instance, self.team)
         row.subject = f"{self.subject_prefix}{instance.pk}"[:200]
         row.assistant_id = getattr(instance, self.assistant)
@@ -212,6 +212,5 @@ class RowEvent:
                 cls=DjangoJSONEncoder,
             )
         )
-        row._state.adding, row._state.db = False, connection.alias
         written(row)
         return row
